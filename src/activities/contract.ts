@@ -1,0 +1,116 @@
+// The contract between the migration workflow and its activities: one activity per step of the guide.
+// Types only, so the workflow bundle imports nothing that does I/O. Nothing here may hold a secret.
+import type { Plan } from '../plan/schema';
+
+export interface MigrationInput {
+  /** The workflow id; also the label a platform stores on the target it creates. */
+  migrationId: string;
+  plan: Plan;
+}
+
+export interface ServiceRef {
+  app: string;
+  service: string;
+}
+
+export interface RecordedService extends ServiceRef {
+  /** Container count before the migration scaled it down; what it is scaled back up to. */
+  containerCount: number;
+}
+
+export interface PreflightResult {
+  sourceVersion: number;
+  targetVersion: number;
+  /** Major version of the pg_dumpall that will run. */
+  clientVersion: number;
+  sourceSizeBytes?: number;
+  freeDiskBytes: number;
+  services: RecordedService[];
+  warnings: string[];
+}
+
+export interface SchemaTestResult {
+  skipped: boolean;
+  /** Errors seen that the plan allows, exactly as psql printed them. */
+  expectedErrors: string[];
+}
+
+export interface CreateTargetResult {
+  handle: string;
+  environment: string;
+  version: number;
+  /** True when a retry found the database an earlier attempt of this migration created. */
+  foundExisting: boolean;
+}
+
+export interface DumpResult {
+  /** Where the dump lies on the worker that made it. */
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** Lines the password filter removed. */
+  droppedLines: number;
+}
+
+export interface RestoreResult {
+  expectedErrors: string[];
+}
+
+export interface TableReport {
+  schema: string;
+  name: string;
+  sourceRows: number;
+  targetRows: number;
+  match: boolean;
+}
+
+export interface SequenceReport {
+  schema: string;
+  name: string;
+  sourceValue: string | null;
+  targetValue: string | null;
+  match: boolean;
+}
+
+export interface DatabaseReport {
+  name: string;
+  tables: TableReport[];
+  sequences: SequenceReport[];
+}
+
+export interface VerificationReport {
+  ok: boolean;
+  databases: DatabaseReport[];
+  tablesCompared: number;
+  rowsVerified: number;
+  sequencesCompared: number;
+  /** One line per disagreement, e.g. `db.public.orders: source 10 rows, target 9`. */
+  mismatches: string[];
+}
+
+export interface VacuumResult {
+  databases: string[];
+}
+
+export interface PurgeResult {
+  purged: string[];
+}
+
+export interface MigrationActivities {
+  preflight(input: MigrationInput): Promise<PreflightResult>;
+  testSchema(input: MigrationInput): Promise<SchemaTestResult>;
+  createTarget(input: MigrationInput): Promise<CreateTargetResult>;
+  scaleServicesDown(input: MigrationInput, services: RecordedService[]): Promise<void>;
+  dumpSource(input: MigrationInput): Promise<DumpResult>;
+  restoreTarget(input: MigrationInput, dump: DumpResult): Promise<RestoreResult>;
+  verifyTarget(input: MigrationInput): Promise<VerificationReport>;
+  updateServiceConfig(input: MigrationInput): Promise<void>;
+  scaleServicesUp(input: MigrationInput, services: RecordedService[]): Promise<void>;
+  vacuumAnalyze(input: MigrationInput): Promise<VacuumResult>;
+  deprovisionSource(input: MigrationInput): Promise<void>;
+  // Compensation.
+  revertServiceConfig(input: MigrationInput): Promise<void>;
+  deprovisionTarget(input: MigrationInput): Promise<void>;
+  purgeTargetBackups(input: MigrationInput): Promise<PurgeResult>;
+  removeDump(input: MigrationInput): Promise<void>;
+}

@@ -1,0 +1,55 @@
+// Named errors. Activities throw these; Temporal records the class name as the failure type, so the
+// workflow's retry policy can list the ones a retry cannot fix in `nonRetryableErrorTypes`.
+// Messages say what the operator should do and never carry a secret.
+
+export class PgshiftError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input from the user: exit code 2, nothing was changed. */
+export class BadInputError extends PgshiftError {}
+
+/** Something needed before any downtime is missing or incompatible (tools, versions, disk, services). */
+export class PreflightError extends PgshiftError {}
+
+/** A database with the target handle exists and this migration did not create it. */
+export class TargetExistsError extends PgshiftError {}
+
+/** A database, app or service named in the plan does not exist on the platform. */
+export class NotFoundError extends PgshiftError {}
+
+/** The restore (or the schema test) produced errors that the plan does not allow. */
+export class UnexpectedRestoreErrors extends PgshiftError {
+  constructor(
+    message: string,
+    readonly errors: string[],
+  ) {
+    super(message);
+  }
+}
+
+/** Source and target disagree after the restore. */
+export class VerificationFailedError extends PgshiftError {}
+
+/** The dump file this restore needs is gone or changed (e.g. the restore ran on another worker). */
+export class DumpMissingError extends PgshiftError {}
+
+/** The platform refused the operation in a way a retry cannot change (not logged in, invalid version...). */
+export class PlatformError extends PgshiftError {}
+
+/** The platform failed in a way that may pass (network, timeouts, operation still running). */
+export class TransientPlatformError extends PgshiftError {}
+
+export const NON_RETRYABLE_ERRORS = [
+  'BadInputError',
+  'PreflightError',
+  'TargetExistsError',
+  'NotFoundError',
+  'UnexpectedRestoreErrors',
+  'VerificationFailedError',
+  'DumpMissingError',
+  'PlatformError',
+] as const;

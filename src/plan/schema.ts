@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { parseDuration } from '../lib/duration';
+
+// The plan mirrors the variables of the Aptible guide (SOURCE_*, TARGET_*), plus what the guide leaves
+// to the operator's judgement: which services to stop, which config to repoint, how to cut over and clean up.
+// It holds handles only, never credentials: it travels in Temporal history.
+
+const handle = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+
+const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
+  message: 'must be a duration such as "30m", "24h" or "7d"',
+});
+
+const majorVersion = z.coerce
+  .string()
+  .regex(/^\d+$/, 'must be a PostgreSQL major version such as "17"');
+
+export const serviceSchema = z
+  .object({
+    app: handle.describe('The app (as in `aptible apps`) that runs the service'),
+    service: z.string().min(1, 'must not be empty').describe('The service (process type) of the app, e.g. "cmd" or "web"'),
+  })
+  .strict();
+
+export const configVarSchema = z
+  .object({
+    app: handle.describe('The app whose configuration holds the database URL'),
+    variable: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name such as DB_URL')
+      .describe('The configuration variable to point at the target, e.g. DB_URL'),
+  })
+  .strict();
+
+export const planSchema = z
+  .object({
+    platform: z.enum(['local', 'aptible']).describe('Where the databases and services live'),
+    source: z
+      .object({
+        handle: handle.describe('SOURCE_HANDLE: the database to migrate'),
+        environment: handle.default('local').describe('SOURCE_ENVIRONMENT'),
+      })
+      .strict(),
+    target: z
+      .object({
+        handle: handle.describe('TARGET_HANDLE: the database to create'),
+        version: majorVersion.describe('TARGET_VERSION: PostgreSQL major version of the new database'),
+        environment: handle.optional().describe('TARGET_ENVIRONMENT (defaults to the source environment)'),
+        diskSize: z.number().int().positive().default(10).describe('TARGET_DISK_SIZE in GB'),
+        containerSize: z.number().int().positive().default(4096).describe('TARGET_CONTAINER_SIZE in MB'),
+      })
+      .strict(),
+    services: z
+      .array(serviceSchema)
+      .default([])
+      .describe('Services that use the source: scaled to zero during the copy, back up on the target'),
+    config: z
+      .array(configVarSchema)
+      .default([])
+      .describe('App configuration variables set to the target database URL at cutover'),
+    restore: z
+      .object({
+        expectedErrors: z
+          .array(z.string().min(1))
+          .optional()
+          .describe(
+            'Restore errors that are allowed, as text after "ERROR:" (default: the admin role, the postgres role and the default database already exist)',
+          ),
+      })
+      .strict()
+      .default({}),
+    cutover: z
+      .object({
+        confirm: z.boolean().default(true).describe('Wait for `pgshift cutover` before switching services'),
+        timeout: duration.default('24h').describe('How long to wait for the confirmation'),
+        onTimeout: z
+          .enum(['abort', 'proceed'])
+          .default('abort')
+          .describe('abort: roll back; proceed: cut over without confirmation'),
+      })
+      .strict()
+      .default({ confirm: true, timeout: '24h', onTimeout: 'abort' }),
+    cleanup: z
+      .object({
+        vacuumAnalyze: z.boolean().default(true),
+        deprovisionSource: z
+          .discriminatedUnion('mode', [
+            z.object({ mode: z.literal('never') }).strict(),
+            z.object({ mode: z.literal('signal') }).strict(),
+            z.object({ mode: z.literal('delay'), delay: duration }).strict(),
+          ])
+          .default({ mode: 'never' })
+          .describe('never (default), after `pgshift deprovision-source`, or after a durable delay'),
+      })
+      .strict()
+      .default({ vacuumAnalyze: true, deprovisionSource: { mode: 'never' } }),
+  })
+  .strict()
+  .superRefine((plan, ctx) => {
+    const seen = new Set<string>();
+    plan.services.forEach((s, i) => {
+      const key = `${s.app}/${s.service}`;
+      if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path: ['services', i], message: `lists ${key} twice` });
+      }
+      seen.add(key);
+    });
+    const env = plan.target.environment ?? plan.source.environment;
+    if (plan.target.handle === plan.source.handle && env === plan.source.environment) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['target', 'handle'],
+        message: 'must differ from source.handle in the same environment',
+      });
+    }
+  });
+
+export type PlanInput = z.input<typeof planSchema>;
+export type ParsedPlan = z.output<typeof planSchema>;
+
+/** The plan as the workflow sees it: defaults filled in, target environment resolved. */
+export type Plan = Omit<ParsedPlan, 'target'> & {
+  target: Omit<ParsedPlan['target'], 'environment'> & { environment: string };
+};

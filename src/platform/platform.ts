@@ -1,0 +1,77 @@
+// The platform boundary: everything the guide does with the Aptible CLI. The workflow and its activities
+// only talk to this interface, so a platform (local, aptible) plugs in without touching them.
+// Nothing returned here that holds a password may be passed to Temporal: activities use it and drop it.
+
+export interface DatabaseInfo {
+  handle: string;
+  environment: string;
+  /** PostgreSQL major version, e.g. 17. */
+  version: number;
+  /** Bytes the database takes on disk, when the platform knows it. */
+  sizeBytes?: number;
+  /** The migration id that created it, when the platform can record one. */
+  createdBy?: string;
+}
+
+export interface CreateDatabaseSpec {
+  handle: string;
+  environment: string;
+  version: string;
+  diskSizeGb: number;
+  containerSizeMb: number;
+  /** The migration creating it; platforms that can store a label keep it for idempotency checks. */
+  createdBy: string;
+}
+
+/** Credentials to reach a database from this worker (directly, or through a tunnel). SECRET. */
+export interface DatabaseConnection {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** The database the platform creates on every server ("db" on Aptible). */
+  database: string;
+  /** postgresql://user:password@host:port/database */
+  url: string;
+  /** Closes the tunnel, if any. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface ServiceInfo {
+  app: string;
+  service: string;
+  containerCount: number;
+}
+
+export interface OrphanedBackup {
+  id: string;
+  databaseHandle: string;
+  environment: string;
+  createdAt?: string;
+}
+
+export interface Platform {
+  readonly name: string;
+  /** The admin role every database of this platform has; its password must not be overwritten by a restore. */
+  readonly adminRole: string;
+  /** Restore errors that are expected on a fresh database of this platform (text after "ERROR:"). */
+  readonly expectedRestoreErrors: readonly string[];
+
+  /** Major versions this platform can create, e.g. ["14", "15", "17"]. */
+  listVersions(): Promise<string[]>;
+  getDatabase(handle: string, environment: string): Promise<DatabaseInfo | undefined>;
+  createDatabase(spec: CreateDatabaseSpec): Promise<DatabaseInfo>;
+  /** Idempotent: deprovisioning a database that is gone succeeds. */
+  deprovisionDatabase(handle: string, environment: string): Promise<void>;
+  /** Opens a connection usable by pg_dumpall/psql on this machine; the caller must close() it. */
+  connect(handle: string, environment: string): Promise<DatabaseConnection>;
+  /** The URL apps use to reach the database (not a tunnel's). SECRET. */
+  databaseUrl(handle: string, environment: string): Promise<string>;
+
+  listServices(environment: string): Promise<ServiceInfo[]>;
+  scaleService(app: string, service: string, containerCount: number, environment: string): Promise<void>;
+  setConfig(app: string, vars: Record<string, string>, environment: string): Promise<void>;
+
+  listOrphanedBackups(environment: string): Promise<OrphanedBackup[]>;
+  purgeBackup(id: string): Promise<void>;
+}

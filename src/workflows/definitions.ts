@@ -1,0 +1,97 @@
+// Signals, queries and the status shape: defined once, used by the workflow, the client and the tests.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { VerificationReport } from '../activities/contract';
+
+export const TASK_QUEUE = 'pgshift';
+
+export const STEPS = [
+  { name: 'preflight', title: 'Preflight checks' },
+  { name: 'testSchema', title: 'Test the schema on the target version' },
+  { name: 'createTarget', title: 'Create the target database' },
+  { name: 'scaleDown', title: 'Scale services down' },
+  { name: 'dump', title: 'Dump the data' },
+  { name: 'restore', title: 'Restore the data' },
+  { name: 'verify', title: 'Verify source and target agree' },
+  { name: 'awaitCutover', title: 'Wait for cutover confirmation' },
+  { name: 'updateConfig', title: 'Update services to the target' },
+  { name: 'scaleUp', title: 'Scale services back up' },
+  { name: 'vacuumAnalyze', title: 'Vacuum and analyze' },
+  { name: 'deprovisionSource', title: 'Deprovision the source' },
+] as const;
+
+export type StepName = (typeof STEPS)[number]['name'];
+
+export const COMPENSATIONS = [
+  { name: 'revertServiceConfig', title: 'Revert service configuration' },
+  { name: 'removeDump', title: 'Remove the dump file' },
+  { name: 'scaleServicesUp', title: 'Scale services back up on the source' },
+  { name: 'deprovisionTarget', title: 'Deprovision the target' },
+  { name: 'purgeTargetBackups', title: "Purge the target's final backups" },
+] as const;
+
+export type CompensationName = (typeof COMPENSATIONS)[number]['name'];
+
+export type StepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'cancelled';
+
+export interface StepStatus {
+  name: string;
+  title: string;
+  state: StepState;
+  /** Epoch milliseconds (workflow time). */
+  startedAt?: number;
+  endedAt?: number;
+  detail?: string;
+  error?: string;
+}
+
+export type MigrationPhase =
+  | 'running'
+  | 'awaiting-cutover'
+  | 'compensating'
+  | 'rolled-back'
+  | 'completed'
+  | 'completed-with-errors'
+  | 'awaiting-source-deprovision';
+
+export interface MigrationStatus {
+  migrationId: string;
+  platform: string;
+  source: string;
+  target: string;
+  phase: MigrationPhase;
+  currentStep?: string;
+  steps: StepStatus[];
+  compensation: StepStatus[];
+  /** Services have started on the target: from here nothing is rolled back. */
+  pointOfNoReturn: boolean;
+  /** When the services went to zero and when they came back (either on the target or the source). */
+  downtime: { startedAt?: number; endedAt?: number };
+  dumpBytes?: number;
+  verification?: VerificationReport;
+  cutover: { waiting: boolean; deadline?: number; confirmed: boolean; earlySignalsIgnored: number };
+  abortReason?: string;
+  errors: string[];
+  warnings: string[];
+}
+
+export interface MigrationSummary extends MigrationStatus {
+  downtimeMs?: number;
+  rowsVerified: number;
+}
+
+/** Confirms the cutover. Only honoured while the workflow waits at the cutover gate. */
+export const cutoverSignal = defineSignal<[{ by?: string }?]>('cutover');
+/** Rolls the migration back; ignored (and recorded) after the point of no return. */
+export const abortSignal = defineSignal<[{ reason?: string }?]>('abort');
+/** Confirms deprovisioning the source when the plan says `deprovisionSource.mode: signal`. */
+export const deprovisionSourceSignal = defineSignal('deprovisionSource');
+/** Keeps the source: cancels a pending deprovisioning (signal or delay). */
+export const keepSourceSignal = defineSignal('keepSource');
+
+export const statusQuery = defineQuery<MigrationStatus>('status');
+
+// Typed search attributes so migrations can be listed and filtered in the UI and by `pgshift list`.
+export const STEP_ATTRIBUTE = defineSearchAttributeKey('PgshiftStep', SearchAttributeType.KEYWORD);
+export const SOURCE_ATTRIBUTE = defineSearchAttributeKey('PgshiftSource', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [STEP_ATTRIBUTE, SOURCE_ATTRIBUTE];
