@@ -1,0 +1,45 @@
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { log } from '@temporalio/activity';
+import type { MigrationInput, PurgeResult } from './contract';
+import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
+import { withScope } from './scope';
+
+/** The guide's last step; the workflow only calls it when the plan asks for it. */
+export async function deprovisionSource(deps: ActivityDeps, input: MigrationInput): Promise<void> {
+  const { source } = input.plan;
+  const platform = platformOf(deps, input);
+  await withScope(platform, () => platform.deprovisionDatabase(source.handle, source.environment));
+}
+
+/** Compensation: remove the target, but never a database some other migration or person created. */
+export async function deprovisionTarget(deps: ActivityDeps, input: MigrationInput): Promise<void> {
+  const { target } = input.plan;
+  const platform = platformOf(deps, input);
+  await withScope(platform, async () => {
+    const existing = await platform.getDatabase(target.handle, target.environment);
+    if (!existing) return;
+    if (existing.createdBy !== undefined && existing.createdBy !== input.migrationId) {
+      log.warn('target not deprovisioned: another migration created it', { handle: target.handle });
+      return;
+    }
+    await platform.deprovisionDatabase(target.handle, target.environment);
+  });
+}
+
+/** Compensation: the final backups the platform keeps of the deprovisioned target, and only those. */
+export async function purgeTargetBackups(deps: ActivityDeps, input: MigrationInput): Promise<PurgeResult> {
+  const { target } = input.plan;
+  const platform = platformOf(deps, input);
+  return withScope(platform, async () => {
+    const orphaned = await platform.listOrphanedBackups(target.environment);
+    const ours = orphaned.filter((b) => b.databaseHandle === target.handle && b.environment === target.environment);
+    for (const backup of ours) await platform.purgeBackup(backup.id);
+    return { purged: ours.map((b) => b.id) };
+  });
+}
+
+/** A dump holds every row and the roles' password hashes: it does not outlive the migration. */
+export async function removeDump(deps: ActivityDeps, input: MigrationInput): Promise<void> {
+  await rm(dirname(dumpPathOf(deps, input)), { recursive: true, force: true });
+}

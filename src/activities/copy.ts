@@ -1,0 +1,64 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { DumpResult, MigrationInput, RestoreResult } from './contract';
+import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
+import { cancellationSignal, withScope } from './scope';
+import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
+import { DumpMissingError, UnexpectedRestoreErrors } from '../errors';
+import { dumpAll, fileSha256 } from '../pg/dump';
+import { resetTarget } from '../pg/reset';
+import { restoreDump } from '../pg/restore';
+
+/** The guide's `pg_dumpall | grep -v 'ALTER ROLE aptible .*PASSWORD' > dump.sql`, heartbeating bytes written. */
+export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Promise<DumpResult> {
+  const { source } = input.plan;
+  const platform = platformOf(deps, input);
+  return withScope(platform, async (scope) => {
+    const path = dumpPathOf(deps, input);
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const conn = await scope.connect(source.handle, source.environment);
+    const result = await dumpAll(conn, path, {
+      adminRole: platform.adminRole,
+      signal: cancellationSignal(),
+      onProgress: (bytes) => scope.progress({ bytes }),
+    });
+    return { path, ...result };
+  });
+}
+
+/**
+ * The guide's `psql $TARGET_URL -f dump.sql`. The target is reset first, so a retry after a partial
+ * restore yields exactly what a first attempt would; only the plan's expected errors are allowed.
+ */
+export async function restoreTarget(deps: ActivityDeps, input: MigrationInput, dump: DumpResult): Promise<RestoreResult> {
+  const { target } = input.plan;
+  const platform = platformOf(deps, input);
+  return withScope(platform, async (scope) => {
+    await assertDumpIntact(dump);
+    const conn = await scope.connect(target.handle, target.environment);
+    scope.progress({ phase: 'resetting target' });
+    await resetTarget(conn, { adminRole: platform.adminRole });
+    scope.progress({ phase: 'restoring', bytes: dump.bytes });
+    const result = await restoreDump(conn, dump.path, {
+      expected: expectedErrorsFor(platform, input.plan),
+      signal: cancellationSignal(),
+      onProgress: () => scope.progress({ phase: 'restoring', bytes: dump.bytes }),
+    });
+    if (result.unexpected.length > 0) {
+      throw new UnexpectedRestoreErrors(unexpectedErrorsMessage('the restore failed', result.unexpected), result.unexpected);
+    }
+    return { expectedErrors: result.expected };
+  });
+}
+
+async function assertDumpIntact(dump: DumpResult): Promise<void> {
+  const size = await stat(dump.path).then(
+    (s) => s.size,
+    () => undefined,
+  );
+  if (size !== dump.bytes || (await fileSha256(dump.path)) !== dump.sha256) {
+    throw new DumpMissingError(
+      `the dump ${dump.path} is missing or changed on this worker (size ${size ?? 'none'}, expected ${dump.bytes}); it must be dumped again`,
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import type { MigrationInput } from './contract';
+import type { Platform } from '../platform/platform';
+import { PlatformError } from '../errors';
+
+/** What the activities need from the worker that runs them. */
+export interface ActivityDeps {
+  /** The platform a plan names; throws for one this worker cannot serve. */
+  platformFor(name: string): Platform;
+  /** Where dumps are written on this worker (the guide's "workspace"). */
+  workDir: string;
+}
+
+export function platformOf(deps: ActivityDeps, input: MigrationInput): Platform {
+  return deps.platformFor(input.plan.platform);
+}
+
+export function dumpPathOf(deps: ActivityDeps, input: MigrationInput): string {
+  return join(deps.workDir, 'dumps', safeName(input.migrationId), 'dump.sql');
+}
+
+export function safeName(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export function platformRegistry(platforms: Record<string, Platform>): (name: string) => Platform {
+  return (name) => {
+    const platform = platforms[name];
+    if (!platform) {
+      throw new PlatformError(
+        `this worker has no "${name}" platform (it serves: ${Object.keys(platforms).join(', ')}); ` +
+          'run a worker that supports it',
+      );
+    }
+    return platform;
+  };
+}

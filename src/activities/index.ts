@@ -1,0 +1,38 @@
+import type { MigrationActivities } from './contract';
+import type { ActivityDeps } from './deps';
+import { preflight } from './preflight';
+import { testSchema } from './test-schema';
+import { createTarget } from './create-target';
+import {
+  revertServiceConfig,
+  scaleServicesDown,
+  scaleServicesUp,
+  updateServiceConfig,
+} from './services';
+import { dumpSource, restoreTarget } from './copy';
+import { vacuumAnalyze, verifyTarget } from './verify';
+import { deprovisionSource, deprovisionTarget, purgeTargetBackups, removeDump } from './cleanup';
+
+export type { ActivityDeps } from './deps';
+export { platformRegistry } from './deps';
+
+/** The activities, bound to the dependencies the worker gives them. */
+export function createActivities(deps: ActivityDeps): MigrationActivities {
+  return {
+    preflight: (input) => preflight(deps, input),
+    testSchema: (input) => testSchema(deps, input),
+    createTarget: (input) => createTarget(deps, input),
+    scaleServicesDown: (input, services) => scaleServicesDown(deps, input, services),
+    dumpSource: (input) => dumpSource(deps, input),
+    restoreTarget: (input, dump) => restoreTarget(deps, input, dump),
+    verifyTarget: (input) => verifyTarget(deps, input),
+    updateServiceConfig: (input) => updateServiceConfig(deps, input),
+    scaleServicesUp: (input, services) => scaleServicesUp(deps, input, services),
+    vacuumAnalyze: (input) => vacuumAnalyze(deps, input),
+    deprovisionSource: (input) => deprovisionSource(deps, input),
+    revertServiceConfig: (input) => revertServiceConfig(deps, input),
+    deprovisionTarget: (input) => deprovisionTarget(deps, input),
+    purgeTargetBackups: (input) => purgeTargetBackups(deps, input),
+    removeDump: (input) => removeDump(deps, input),
+  };
+}

@@ -1,0 +1,83 @@
+import { Context } from '@temporalio/activity';
+import type { DatabaseConnection, Platform } from '../platform/platform';
+import { redact } from '../lib/redact';
+
+// Heartbeats keep flowing while a long step waits on a child process, so a dead worker is noticed
+// within the heartbeat timeout even when there is no progress to report.
+const HEARTBEAT_INTERVAL_MS = 10_000;
+
+/**
+ * What one activity invocation holds: the connections (tunnels) it opened and the secrets they carry.
+ * Everything is closed when the activity ends, and any error that escapes is scrubbed of those secrets.
+ */
+export class ActivityScope {
+  private readonly connections: DatabaseConnection[] = [];
+  private readonly secrets: string[] = [];
+  private details: unknown;
+
+  constructor(readonly platform: Platform) {}
+
+  async connect(handle: string, environment: string): Promise<DatabaseConnection> {
+    const conn = await this.platform.connect(handle, environment);
+    this.connections.push(conn);
+    this.secrets.push(conn.password, conn.url);
+    return conn;
+  }
+
+  /** Registers a secret learned some other way (e.g. an app-facing URL) for scrubbing. */
+  secret(value: string): string {
+    this.secrets.push(value);
+    return value;
+  }
+
+  progress(details: unknown): void {
+    this.details = details;
+    heartbeatIfActivity(details);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.connections.map((c) => c.close()));
+  }
+
+  scrub(err: unknown): unknown {
+    if (!(err instanceof Error)) return new Error(redact(String(err), this.secrets));
+    err.message = redact(err.message, this.secrets);
+    if (err.stack) err.stack = redact(err.stack, this.secrets);
+    return err;
+  }
+
+  lastDetails(): unknown {
+    return this.details;
+  }
+}
+
+function inActivity(): boolean {
+  try {
+    Context.current();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function heartbeatIfActivity(details?: unknown): void {
+  if (inActivity()) Context.current().heartbeat(details);
+}
+
+export function cancellationSignal(): AbortSignal | undefined {
+  return inActivity() ? Context.current().cancellationSignal : undefined;
+}
+
+/** Runs an activity body with a scope that heartbeats, closes its tunnels and scrubs its errors. */
+export async function withScope<T>(platform: Platform, body: (scope: ActivityScope) => Promise<T>): Promise<T> {
+  const scope = new ActivityScope(platform);
+  const timer = setInterval(() => heartbeatIfActivity(scope.lastDetails()), HEARTBEAT_INTERVAL_MS);
+  try {
+    return await body(scope);
+  } catch (err) {
+    throw scope.scrub(err);
+  } finally {
+    clearInterval(timer);
+    await scope.close();
+  }
+}

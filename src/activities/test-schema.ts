@@ -1,0 +1,69 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { MigrationInput, SchemaTestResult } from './contract';
+import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
+import { cancellationSignal, withScope } from './scope';
+import { UnexpectedRestoreErrors } from '../errors';
+import { dumpAll } from '../pg/dump';
+import { serverMajorVersion } from '../pg/inspect';
+import { restoreDump } from '../pg/restore';
+import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
+
+/** The scratch database's handle: derived from the target so a retry finds (and reuses) its own. */
+export function scratchHandle(input: MigrationInput): string {
+  return `${input.plan.target.handle}-schema-test`.slice(0, 63);
+}
+
+/**
+ * The guide's "test the schema" step: a schema-only dump restored into a scratch database of the
+ * target version, classified like a real restore, then removed — all before any downtime.
+ */
+export async function testSchema(deps: ActivityDeps, input: MigrationInput): Promise<SchemaTestResult> {
+  const { plan } = input;
+  const platform = platformOf(deps, input);
+  return withScope(platform, async (scope) => {
+    const source = await scope.connect(plan.source.handle, plan.source.environment);
+    if ((await serverMajorVersion(source)) === Number(plan.target.version)) {
+      return { skipped: true, expectedErrors: [] };
+    }
+    const handle = scratchHandle(input);
+    const env = plan.target.environment;
+    const path = join(dirname(dumpPathOf(deps, input)), 'schema.sql');
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      // A scratch database left by an earlier attempt of this migration is replaced, not reused.
+      await platform.deprovisionDatabase(handle, env).catch(() => undefined);
+      await platform.createDatabase({
+        handle,
+        environment: env,
+        version: plan.target.version,
+        diskSizeGb: plan.target.diskSize,
+        containerSizeMb: plan.target.containerSize,
+        createdBy: input.migrationId,
+      });
+      await dumpAll(source, path, {
+        adminRole: platform.adminRole,
+        schemaOnly: true,
+        signal: cancellationSignal(),
+        onProgress: (bytes) => scope.progress({ bytes }),
+      });
+      const scratch = await scope.connect(handle, env);
+      const result = await restoreDump(scratch, path, {
+        expected: expectedErrorsFor(platform, plan),
+        signal: cancellationSignal(),
+        onProgress: () => scope.progress({ phase: 'restoring schema' }),
+      });
+      if (result.unexpected.length > 0) {
+        throw new UnexpectedRestoreErrors(
+          unexpectedErrorsMessage(`the schema does not restore on PostgreSQL ${plan.target.version}`, result.unexpected),
+          result.unexpected,
+        );
+      }
+      return { skipped: false, expectedErrors: result.expected };
+    } finally {
+      await scope.close();
+      await rm(path, { force: true });
+      await platform.deprovisionDatabase(handle, env);
+    }
+  });
+}
