@@ -4,20 +4,34 @@ import type { z } from 'zod';
 import { BadInputError } from '../errors';
 import { planSchema, type Plan } from './schema';
 
-function formatIssue(issue: z.core.$ZodIssue): string {
-  const field = issue.path.length ? issue.path.map(String).join('.') : '(plan)';
-  return `${field}: ${issue.message}`;
+// zod words a missing field as "expected string, received undefined"; an operator reads "is required".
+const errorMap: z.core.$ZodErrorMap = (issue) =>
+  issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : undefined;
+
+function fieldName(path: PropertyKey[]): string {
+  return path.length ? path.map(String).join('.') : '(plan)';
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string[] {
+  // zod reports unknown keys on their parent object; naming each key itself points straight at the typo.
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => `${fieldName([...issue.path, key])}: is not a known field`);
+  }
+  return [`${fieldName(issue.path)}: ${issue.message}`];
 }
 
 /** Validates a plan already read into memory; every problem is reported, each naming its field. */
 export function validatePlan(raw: unknown, origin = 'plan'): Plan {
-  const result = planSchema.safeParse(raw);
+  const result = planSchema.safeParse(raw, { error: errorMap });
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  - ${formatIssue(i)}`);
+    const lines = result.error.issues.flatMap(formatIssue).map((line) => `  - ${line}`);
     throw new BadInputError(`${origin} is not valid:\n${lines.join('\n')}`);
   }
   const plan = result.data;
-  return { ...plan, target: { ...plan.target, environment: plan.target.environment ?? plan.source.environment } };
+  return {
+    ...plan,
+    target: { ...plan.target, environment: plan.target.environment ?? plan.source.environment },
+  };
 }
 
 /** Reads a YAML or JSON plan file (JSON is YAML, so one parser serves both). */
