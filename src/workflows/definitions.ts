@@ -95,3 +95,15 @@ export const statusQuery = defineQuery<MigrationStatus>('status');
 export const STEP_ATTRIBUTE = defineSearchAttributeKey('PgshiftStep', SearchAttributeType.KEYWORD);
 export const SOURCE_ATTRIBUTE = defineSearchAttributeKey('PgshiftSource', SearchAttributeType.KEYWORD);
 export const SEARCH_ATTRIBUTES = [STEP_ATTRIBUTE, SOURCE_ATTRIBUTE];
+
+/** The workflow type name, for clients that start it by name rather than importing the workflow module. */
+export const MIGRATION_WORKFLOW_TYPE = 'migrationWorkflow';
+
+/** The optional second argument of the migration workflow: what the client knows about the server. */
+export interface MigrationWorkflowOptions {
+  /**
+   * Upsert PgshiftStep/PgshiftSource (default true). Pass false when the server has not registered them:
+   * an upsert of an unknown attribute fails every workflow task.
+   */
+  searchAttributes?: boolean;
+}

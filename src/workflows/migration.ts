@@ -1,0 +1,664 @@
+// The guide as one durable workflow: each step an activity, a cutover gate, and a saga that undoes what
+// was done when a step fails (or the operator aborts) before services start on the target.
+// Runs in the workflow sandbox: deterministic, no Node built-ins, no secrets (the input holds handles only).
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  TimeoutFailure,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type {
+  DumpResult,
+  MigrationActivities,
+  MigrationInput,
+  RecordedService,
+  VerificationReport,
+} from '../activities/contract';
+import { NON_RETRYABLE_ERRORS } from '../errors';
+import { formatDuration, parseDuration } from '../lib/duration';
+import {
+  COMPENSATIONS,
+  SOURCE_ATTRIBUTE,
+  STEPS,
+  STEP_ATTRIBUTE,
+  abortSignal,
+  cutoverSignal,
+  deprovisionSourceSignal,
+  keepSourceSignal,
+  statusQuery,
+  type CompensationName,
+  type MigrationPhase,
+  type MigrationStatus,
+  type MigrationSummary,
+  type MigrationWorkflowOptions,
+  type StepName,
+  type StepState,
+  type StepStatus,
+} from './definitions';
+
+type ActivityName = keyof MigrationActivities;
+
+function retry(maximumAttempts: number): ActivityOptions['retry'] {
+  return {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
+  };
+}
+
+// A rollback must not overtake the step it interrupts: a scale-down finishing after the scale-up, or a
+// restore still writing into a target being deprovisioned. So a cancelled step is waited for. (Left
+// unset, the SDK sends the proto default, TRY_CANCEL, which does not wait.)
+const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+
+// Platform calls (provisioning, scaling, config) are short but may wait on the platform's own operation.
+function short(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
+  return { startToCloseTimeout, retry: retry(attempts), cancellationType };
+}
+
+// Copy-sized steps run for hours on big databases; the heartbeat is what tells us a worker died, and is
+// how a cancellation reaches them.
+function long(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
+  return { startToCloseTimeout, heartbeatTimeout: '1m', retry: retry(attempts), cancellationType };
+}
+
+const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
+  preflight: short('10m', 5),
+  testSchema: long('6h', 3),
+  createTarget: short('1h', 5),
+  scaleServicesDown: short('15m', 10),
+  dumpSource: long('24h', 3),
+  restoreTarget: long('24h', 3),
+  verifyTarget: long('6h', 3),
+  updateServiceConfig: short('15m', 10),
+  // Services must come back: after the point of no return and in a rollback alike.
+  scaleServicesUp: short('15m', 20),
+  vacuumAnalyze: long('24h', 3),
+  deprovisionSource: short('1h', 10),
+  revertServiceConfig: short('15m', 10),
+  deprovisionTarget: short('1h', 10),
+  purgeTargetBackups: short('15m', 10),
+  removeDump: short('5m', 5),
+};
+
+/** One proxy per call site, so the UI shows the step's title as the activity's summary. */
+function activity<K extends ActivityName>(name: K, summary: string): MigrationActivities[K] {
+  return proxyActivities<MigrationActivities>({ ...ACTIVITY_OPTIONS[name], summary })[
+    name
+  ] as MigrationActivities[K];
+}
+
+const STEP_TITLES = Object.fromEntries(STEPS.map((s) => [s.name, s.title])) as Record<StepName, string>;
+const COMPENSATION_TITLES = Object.fromEntries(COMPENSATIONS.map((c) => [c.name, c.title])) as Record<
+  CompensationName,
+  string
+>;
+
+/** The message an operator needs from a failure: the activity's own error, not the SDK's wrapper. */
+function describeFailure(err: unknown): string {
+  let cause = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  if (cause instanceof ApplicationFailure) {
+    return cause.type && cause.type !== 'Error' ? `${cause.type}: ${cause.message}` : cause.message;
+  }
+  if (cause instanceof TimeoutFailure) return `${cause.message} (the worker may have died; it was retried)`;
+  if (cause instanceof CancelledFailure) return 'cancelled';
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function oneLine(text: string, max = 500): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+export async function migrationWorkflow(
+  input: MigrationInput,
+  options: MigrationWorkflowOptions = {},
+): Promise<MigrationSummary> {
+  const { plan } = input;
+  const useSearchAttributes = options.searchAttributes ?? true;
+
+  const status: MigrationStatus = {
+    migrationId: input.migrationId,
+    platform: plan.platform,
+    source: `${plan.source.environment}/${plan.source.handle}`,
+    target: `${plan.target.environment}/${plan.target.handle}`,
+    phase: 'running',
+    steps: STEPS.map((s) => ({ name: s.name, title: s.title, state: 'pending' as StepState })),
+    compensation: [],
+    pointOfNoReturn: false,
+    downtime: {},
+    cutover: { waiting: false, confirmed: false, earlySignalsIgnored: 0 },
+    errors: [],
+    warnings: [],
+  };
+
+  // What the saga must undo: set before each step is attempted, since a step that failed half-way (or
+  // was cancelled) may still have left something behind.
+  const attempted = { createTarget: false, scaleDown: false, dump: false, updateConfig: false };
+  /** False when createTarget found a database that this migration did not create: never ours to delete. */
+  let targetIsOurs = true;
+  let recordedServices: RecordedService[] = [];
+  let failure: { step: string; message: string } | undefined;
+  let abortRequested = false;
+  let cutoverTimedOut = false;
+  let awaitingSourceDecision = false;
+  let sourceDeprovisionConfirmed = false;
+  let sourceDeprovisionStarted = false;
+  let keepSource = false;
+  let lastStepAttribute: string | undefined;
+
+  const step = (name: StepName): StepStatus => status.steps.find((s) => s.name === name)!;
+  const warn = (text: string): void => {
+    status.warnings.push(text);
+    log.warn(text);
+  };
+
+  function publish(label: string, details: string): void {
+    if (useSearchAttributes && label !== lastStepAttribute) {
+      upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: label }]);
+      lastStepAttribute = label;
+    }
+    setCurrentDetails(details);
+  }
+
+  function setPhase(phase: MigrationPhase): void {
+    status.phase = phase;
+  }
+
+  function enter(name: StepName): StepStatus {
+    const s = step(name);
+    if (s.state !== 'running') {
+      s.state = 'running';
+      s.startedAt = Date.now();
+      delete s.endedAt;
+      delete s.error;
+      delete s.detail;
+    }
+    status.currentStep = name;
+    const index = STEPS.findIndex((x) => x.name === name) + 1;
+    publish(name, `**${s.title}** (step ${index} of ${STEPS.length})`);
+    log.info(`step ${name} started`);
+    return s;
+  }
+
+  function finish(name: StepName, state: StepState, detail?: string, error?: string): void {
+    const s = step(name);
+    s.state = state;
+    s.endedAt = Date.now();
+    if (detail !== undefined) s.detail = detail;
+    if (error !== undefined) s.error = error;
+    log.info(`step ${name} ${state}`);
+  }
+
+  async function runStep<T>(name: StepName, body: () => Promise<T>, describe?: (r: T) => string | undefined) {
+    enter(name);
+    try {
+      const result = await body();
+      finish(name, 'done', describe?.(result));
+      return result;
+    } catch (err) {
+      const message = describeFailure(err);
+      if (isCancellation(err)) {
+        finish(name, 'cancelled', undefined, message);
+      } else {
+        finish(name, 'failed', undefined, message);
+        failure = { step: name, message };
+      }
+      throw err;
+    }
+  }
+
+  setHandler(statusQuery, () => status);
+
+  setHandler(cutoverSignal, (arg) => {
+    const by = arg?.by ? ` from ${oneLine(arg.by, 100)}` : '';
+    if (status.cutover.waiting) {
+      status.cutover.confirmed = true;
+      step('awaitCutover').detail = `confirmed${by}`;
+      return;
+    }
+    if (step('awaitCutover').state === 'pending') {
+      // A confirmation must follow the verification report it confirms; one sent before is a mistake.
+      status.cutover.earlySignalsIgnored += 1;
+      const during = status.currentStep ? STEP_TITLES[status.currentStep as StepName] : 'start-up';
+      warn(
+        `Cutover signal${by} ignored: it arrived during "${during}", before the migration waited for it. ` +
+          'Send it again once the status shows the migration waiting for cutover.',
+      );
+      return;
+    }
+    warn(`Cutover signal${by} ignored: the cutover gate is already passed.`);
+  });
+
+  // Created before any step so an abort that arrives with the start request still cancels the first one.
+  const forwardScope = new CancellationScope({ cancellable: true });
+
+  setHandler(abortSignal, (arg) => {
+    const reason = oneLine(arg?.reason || 'no reason given');
+    if (status.pointOfNoReturn) {
+      warn(
+        `Abort ignored (reason: ${reason}): the services already run on the target (point of no return), ` +
+          'so nothing is rolled back any more.',
+      );
+      return;
+    }
+    if (abortRequested || status.phase === 'compensating' || status.phase === 'rolled-back') {
+      warn(`Abort ignored (reason: ${reason}): the migration is already rolling back.`);
+      return;
+    }
+    abortRequested = true;
+    status.abortReason = reason;
+    forwardScope.cancel();
+  });
+
+  setHandler(deprovisionSourceSignal, () => {
+    const mode = plan.cleanup.deprovisionSource.mode;
+    if (mode !== 'signal') {
+      warn(`Deprovision-source signal ignored: plan.cleanup.deprovisionSource.mode is "${mode}".`);
+    } else if (!awaitingSourceDecision) {
+      // Deleting the source is irreversible: only a confirmation given after the migration completed counts.
+      warn(
+        'Deprovision-source signal ignored: the migration is not waiting for it. ' +
+          'Send it again once the status shows awaiting-source-deprovision.',
+      );
+    } else {
+      sourceDeprovisionConfirmed = true;
+    }
+  });
+
+  setHandler(keepSourceSignal, () => {
+    if (sourceDeprovisionStarted) {
+      warn('Keep-source signal ignored: deprovisioning the source had already started.');
+      return;
+    }
+    keepSource = true;
+  });
+
+  if (useSearchAttributes) {
+    upsertSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: status.source }]);
+  }
+
+  const preflight = activity('preflight', STEP_TITLES.preflight);
+  const testSchema = activity('testSchema', STEP_TITLES.testSchema);
+  const createTarget = activity('createTarget', STEP_TITLES.createTarget);
+  const scaleServicesDown = activity('scaleServicesDown', STEP_TITLES.scaleDown);
+  const dumpSource = activity('dumpSource', STEP_TITLES.dump);
+  const restoreTarget = activity('restoreTarget', STEP_TITLES.restore);
+  const verifyTarget = activity('verifyTarget', STEP_TITLES.verify);
+  const updateServiceConfig = activity('updateServiceConfig', STEP_TITLES.updateConfig);
+  const scaleServicesUp = activity('scaleServicesUp', STEP_TITLES.scaleUp);
+  const vacuumAnalyze = activity('vacuumAnalyze', STEP_TITLES.vacuumAnalyze);
+  const deprovisionSource = activity('deprovisionSource', STEP_TITLES.deprovisionSource);
+  const removeDump = activity('removeDump', COMPENSATION_TITLES.removeDump);
+
+  async function dumpStep(): Promise<DumpResult> {
+    attempted.dump = true;
+    const dump = await runStep(
+      'dump',
+      () => dumpSource(input),
+      (d) => `${d.bytes} bytes, ${d.droppedLines} password line(s) filtered out`,
+    );
+    status.dumpBytes = dump.bytes;
+    return dump;
+  }
+
+  async function cutoverGate(): Promise<void> {
+    enter('awaitCutover');
+    if (!plan.cutover.confirm) {
+      finish('awaitCutover', 'done', 'no confirmation required (plan.cutover.confirm: false)');
+      return;
+    }
+    const timeout = plan.cutover.timeout;
+    // The plan schema accepted it only if parseDuration does.
+    const timeoutMs = parseDuration(timeout)!;
+    status.cutover.waiting = true;
+    status.cutover.deadline = Date.now() + timeoutMs;
+    setPhase('awaiting-cutover');
+    let confirmed: boolean;
+    try {
+      confirmed = await condition(() => status.cutover.confirmed, timeoutMs);
+    } catch (err) {
+      if (isCancellation(err)) finish('awaitCutover', 'cancelled', undefined, describeFailure(err));
+      throw err;
+    } finally {
+      status.cutover.waiting = false;
+      if (status.phase === 'awaiting-cutover') setPhase('running');
+    }
+    if (confirmed) {
+      finish('awaitCutover', 'done');
+      return;
+    }
+    if (plan.cutover.onTimeout === 'proceed') {
+      warn(`Cutover not confirmed within ${timeout}; proceeding as plan.cutover.onTimeout says.`);
+      finish(
+        'awaitCutover',
+        'done',
+        `not confirmed within ${timeout}; proceeded (plan.cutover.onTimeout: proceed)`,
+      );
+      return;
+    }
+    cutoverTimedOut = true;
+    const message = `cutover not confirmed within ${timeout} (plan.cutover.onTimeout: abort)`;
+    finish('awaitCutover', 'failed', undefined, message);
+    failure = { step: 'awaitCutover', message };
+    throw ApplicationFailure.nonRetryable(message, 'CutoverTimeout');
+  }
+
+  /** Everything before the point of no return: all of it can be undone by the saga. */
+  async function forward(): Promise<void> {
+    const pre = await runStep(
+      'preflight',
+      () => preflight(input),
+      (r) =>
+        `PostgreSQL ${r.sourceVersion} → ${r.targetVersion}, pg_dumpall ${r.clientVersion}, ` +
+        `${r.services.length} service(s) recorded`,
+    );
+    recordedServices = pre.services;
+    for (const w of pre.warnings) warn(w);
+
+    const schema = await runStep(
+      'testSchema',
+      () => testSchema(input),
+      (r) =>
+        r.skipped
+          ? 'source and target have the same major version'
+          : `${r.expectedErrors.length} expected error(s), nothing unexpected`,
+    );
+    if (schema.skipped) step('testSchema').state = 'skipped';
+
+    attempted.createTarget = true;
+    try {
+      await runStep(
+        'createTarget',
+        () => createTarget(input),
+        (r) =>
+          `${r.environment}/${r.handle}, PostgreSQL ${r.version}${r.foundExisting ? ' (found from an earlier attempt)' : ''}`,
+      );
+    } catch (err) {
+      if (failureType(err) === 'TargetExistsError') targetIsOurs = false;
+      throw err;
+    }
+
+    attempted.scaleDown = true;
+    status.downtime.startedAt = Date.now();
+    await runStep(
+      'scaleDown',
+      () => scaleServicesDown(input, recordedServices),
+      () =>
+        recordedServices.map((s) => `${s.app}/${s.service}: ${s.containerCount} → 0`).join(', ') ||
+        'no services',
+    );
+
+    let dump = await dumpStep();
+    const restoreDetail = (r: { expectedErrors: string[] }) => `${r.expectedErrors.length} expected error(s)`;
+    try {
+      await runStep('restore', () => restoreTarget(input, dump), restoreDetail);
+    } catch (err) {
+      if (failureType(err) !== 'DumpMissingError') throw err;
+      // The restore ran on a worker that does not hold the dump: dump again there, once.
+      warn(`The dump was not found where the restore ran (${describeFailure(err)}); dumping again.`);
+      dump = await dumpStep();
+      await runStep('restore', () => restoreTarget(input, dump), restoreDetail);
+    }
+
+    const report: VerificationReport = await runStep(
+      'verify',
+      () => verifyTarget(input),
+      (r) =>
+        `${r.tablesCompared} table(s), ${r.rowsVerified} row(s), ${r.sequencesCompared} sequence(s) compared`,
+    );
+    status.verification = report;
+    if (!report.ok) {
+      const message = `VerificationFailedError: source and target disagree: ${report.mismatches.slice(0, 10).join('; ')}`;
+      finish('verify', 'failed', undefined, message);
+      failure = { step: 'verify', message };
+      throw ApplicationFailure.nonRetryable(message, 'VerificationFailedError');
+    }
+
+    await cutoverGate();
+
+    attempted.updateConfig = true;
+    await runStep(
+      'updateConfig',
+      () => updateServiceConfig(input),
+      () => plan.config.map((c) => `${c.app}: ${c.variable}`).join(', ') || 'no configuration to change',
+    );
+  }
+
+  async function compensate(): Promise<void> {
+    const failed: string[] = [];
+    async function undo(name: CompensationName, body: () => Promise<unknown>): Promise<boolean> {
+      const entry: StepStatus = {
+        name,
+        title: COMPENSATION_TITLES[name],
+        state: 'running',
+        startedAt: Date.now(),
+      };
+      status.compensation.push(entry);
+      status.currentStep = name;
+      publish('compensating', `Rolling back: **${entry.title}**`);
+      try {
+        await body();
+        entry.state = 'done';
+        return true;
+      } catch (err) {
+        // One undo failing must not stop the others: each leaves less for the operator to clean by hand.
+        entry.state = 'failed';
+        entry.error = describeFailure(err);
+        failed.push(entry.title);
+        status.errors.push(`Rollback step "${entry.title}" failed: ${entry.error}. Do it by hand.`);
+        return false;
+      } finally {
+        entry.endedAt = Date.now();
+      }
+    }
+
+    if (attempted.updateConfig) {
+      await undo('revertServiceConfig', () =>
+        activity('revertServiceConfig', COMPENSATION_TITLES.revertServiceConfig)(input),
+      );
+    }
+    if (attempted.dump) await undo('removeDump', () => removeDump(input));
+    if (attempted.scaleDown) {
+      const up = activity('scaleServicesUp', COMPENSATION_TITLES.scaleServicesUp);
+      if (await undo('scaleServicesUp', () => up(input, recordedServices)))
+        status.downtime.endedAt = Date.now();
+    }
+    if (attempted.createTarget && targetIsOurs) {
+      await undo('deprovisionTarget', () =>
+        activity('deprovisionTarget', COMPENSATION_TITLES.deprovisionTarget)(input),
+      );
+      await undo('purgeTargetBackups', () =>
+        activity('purgeTargetBackups', COMPENSATION_TITLES.purgeTargetBackups)(input),
+      );
+    }
+  }
+
+  async function rollBack(err: unknown): Promise<never> {
+    const cancelled = !abortRequested && !cutoverTimedOut && isCancellation(err);
+    let reason: string;
+    if (abortRequested) {
+      const during = status.currentStep ? STEP_TITLES[status.currentStep as StepName] : 'start-up';
+      reason = `aborted by the operator during "${during}": ${status.abortReason}`;
+    } else if (cancelled) {
+      reason = 'the workflow was cancelled';
+    } else if (failure) {
+      const title = STEP_TITLES[failure.step as StepName] ?? failure.step;
+      reason = `step "${title}" failed: ${failure.message}`;
+    } else {
+      reason = describeFailure(err);
+    }
+    status.errors.push(reason);
+    log.warn(`rolling back: ${reason}`);
+    setPhase('compensating');
+    await CancellationScope.nonCancellable(compensate);
+    setPhase('rolled-back');
+    status.currentStep = undefined;
+    publish('rolled-back', `Rolled back: ${reason}`);
+
+    const undone = status.compensation.filter((c) => c.state === 'done').map((c) => c.name);
+    const notUndone = status.compensation.filter((c) => c.state === 'failed').map((c) => c.name);
+    const message =
+      `Migration rolled back: ${reason}. ` +
+      (undone.length ? `Undone: ${undone.join(', ')}.` : 'Nothing needed undoing.') +
+      (notUndone.length ? ` FAILED to undo (do it by hand): ${notUndone.join(', ')}.` : '');
+    if (cancelled) throw new CancelledFailure(message);
+    throw ApplicationFailure.create({
+      type: abortRequested ? 'MigrationAborted' : 'MigrationRolledBack',
+      message,
+      nonRetryable: true,
+      // Enough for a client to report the rollback when no worker is left to answer the status query.
+      details: [{ reason, failedStep: failure?.step, compensation: status.compensation }],
+    });
+  }
+
+  function summary(): MigrationSummary {
+    const { startedAt, endedAt } = status.downtime;
+    return {
+      ...status,
+      downtimeMs: startedAt !== undefined && endedAt !== undefined ? endedAt - startedAt : undefined,
+      rowsVerified: status.verification?.rowsVerified ?? 0,
+    };
+  }
+
+  try {
+    await forwardScope.run(forward);
+    // An abort or a cancellation may land between the last forward step and this line.
+    if (abortRequested) throw new CancelledFailure('aborted');
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled');
+  } catch (err) {
+    return await rollBack(err);
+  }
+
+  // The point of no return: services start on the target, and writes may land there. From here on a
+  // failure is reported, never rolled back, and cancellation only skips what is optional.
+  status.pointOfNoReturn = true;
+  const after = (text: string): void => {
+    status.errors.push(text);
+    log.error(text);
+  };
+
+  try {
+    await CancellationScope.nonCancellable(() =>
+      runStep(
+        'scaleUp',
+        () => scaleServicesUp(input, recordedServices),
+        () =>
+          recordedServices.map((s) => `${s.app}/${s.service}: 0 → ${s.containerCount}`).join(', ') ||
+          'no services',
+      ),
+    );
+    status.downtime.endedAt = Date.now();
+  } catch (err) {
+    after(
+      `"${STEP_TITLES.scaleUp}" failed: ${describeFailure(err)}. The services are configured for the target; ` +
+        'scale them back up by hand to the counts in the preflight step.',
+    );
+  }
+
+  if (plan.cleanup.vacuumAnalyze) {
+    try {
+      await CancellationScope.cancellable(() =>
+        runStep(
+          'vacuumAnalyze',
+          () => vacuumAnalyze(input),
+          (r) => `${r.databases.length} database(s): ${r.databases.join(', ')}`,
+        ),
+      );
+    } catch (err) {
+      after(
+        `"${STEP_TITLES.vacuumAnalyze}" ${isCancellation(err) ? 'was cancelled' : `failed: ${describeFailure(err)}`}. ` +
+          'The migration itself is complete; run VACUUM ANALYZE on each database of the target by hand.',
+      );
+    }
+  } else {
+    finish('vacuumAnalyze', 'skipped', 'plan.cleanup.vacuumAnalyze: false');
+  }
+
+  // The dump holds every row of the source: it does not wait on the source's (possibly days-long) retention.
+  try {
+    await CancellationScope.nonCancellable(() => removeDump(input));
+  } catch (err) {
+    after(
+      `Removing the dump file failed: ${describeFailure(err)}. Delete it from the worker's work directory.`,
+    );
+  }
+
+  await deprovisionSourceStep();
+
+  status.currentStep = undefined;
+  setPhase(status.errors.length ? 'completed-with-errors' : 'completed');
+  publish(
+    status.phase,
+    status.phase === 'completed' ? 'Migration completed' : 'Migration completed with errors',
+  );
+  return summary();
+
+  async function deprovisionSourceStep(): Promise<void> {
+    const policy = plan.cleanup.deprovisionSource;
+    if (policy.mode === 'never') {
+      finish('deprovisionSource', 'skipped', 'kept (plan.cleanup.deprovisionSource.mode: never)');
+      return;
+    }
+    const s = enter('deprovisionSource');
+    setPhase('awaiting-source-deprovision');
+    awaitingSourceDecision = true;
+    let proceed: boolean;
+    try {
+      if (policy.mode === 'signal') {
+        s.detail = 'waiting for the deprovisionSource signal (keepSource cancels)';
+        await CancellationScope.cancellable(() => condition(() => sourceDeprovisionConfirmed || keepSource));
+      } else {
+        const delayMs = parseDuration(policy.delay)!;
+        const at = Date.now() + delayMs;
+        s.detail = `deprovisioning at ${new Date(at).toISOString()} (after ${policy.delay}; keepSource cancels)`;
+        await CancellationScope.cancellable(() => condition(() => keepSource, delayMs));
+      }
+      proceed = !keepSource;
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      awaitingSourceDecision = false;
+      setPhase('running');
+      finish('deprovisionSource', 'cancelled', 'source kept: the workflow was cancelled');
+      warn('The workflow was cancelled while waiting to deprovision the source; the source is kept.');
+      return;
+    }
+    awaitingSourceDecision = false;
+    setPhase('running');
+    if (!proceed) {
+      finish('deprovisionSource', 'skipped', 'source kept (keepSource signal)');
+      return;
+    }
+    sourceDeprovisionStarted = true;
+    const waited = formatDuration(Date.now() - (s.startedAt ?? Date.now()));
+    try {
+      await CancellationScope.nonCancellable(() => deprovisionSource(input));
+      finish('deprovisionSource', 'done', `deprovisioned after waiting ${waited}`);
+    } catch (err) {
+      const message = describeFailure(err);
+      finish('deprovisionSource', 'failed', undefined, message);
+      after(
+        `"${STEP_TITLES.deprovisionSource}" failed: ${message}. The source still exists; deprovision it by hand.`,
+      );
+    }
+  }
+}

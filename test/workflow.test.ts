@@ -1,0 +1,791 @@
+// The migration workflow on the real dev server, with stub activities that record every call: step
+// order, the saga's order, the point of no return, the cutover gate, abort, cancellation, source cleanup.
+import { Context } from '@temporalio/activity';
+import {
+  ApplicationFailure,
+  CancelledFailure,
+  WorkflowFailedError,
+  defaultPayloadConverter,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { MigrationActivities, MigrationInput, VerificationReport } from '../src/activities/contract';
+import { DumpMissingError, PlatformError, TargetExistsError, UnexpectedRestoreErrors } from '../src/errors';
+import { validatePlan } from '../src/plan/load';
+import type { Plan } from '../src/plan/schema';
+import {
+  SOURCE_ATTRIBUTE,
+  STEP_ATTRIBUTE,
+  abortSignal,
+  cutoverSignal,
+  deprovisionSourceSignal,
+  keepSourceSignal,
+  statusQuery,
+  type MigrationStatus,
+  type MigrationSummary,
+} from '../src/workflows/definitions';
+import type { migrationWorkflow } from '../src/workflows/migration';
+import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId, withTestWorker } from './helpers/temporal';
+
+type Name = keyof MigrationActivities;
+type Impl = {
+  [K in Name]: (...args: Parameters<MigrationActivities[K]>) => ReturnType<MigrationActivities[K]>;
+};
+
+const RECORDED = [{ app: 'shop', service: 'cmd', containerCount: 2 }];
+
+const REPORT: VerificationReport = {
+  ok: true,
+  databases: [
+    {
+      name: 'db',
+      tables: [{ schema: 'public', name: 'orders', sourceRows: 42, targetRows: 42, match: true }],
+      sequences: [
+        { schema: 'public', name: 'orders_id_seq', sourceValue: '42', targetValue: '42', match: true },
+      ],
+    },
+  ],
+  tablesCompared: 1,
+  rowsVerified: 42,
+  sequencesCompared: 1,
+  mismatches: [],
+};
+
+function defaults(): Impl {
+  return {
+    preflight: async () => ({
+      sourceVersion: 14,
+      targetVersion: 17,
+      clientVersion: 17,
+      sourceSizeBytes: 1_000_000,
+      freeDiskBytes: 10_000_000_000,
+      services: RECORDED,
+      warnings: [],
+    }),
+    testSchema: async () => ({ skipped: false, expectedErrors: ['role "aptible" already exists'] }),
+    createTarget: async (input) => ({
+      handle: input.plan.target.handle,
+      environment: input.plan.target.environment,
+      version: 17,
+      foundExisting: false,
+    }),
+    scaleServicesDown: async () => undefined,
+    dumpSource: async () => ({ path: '/work/dump.sql', bytes: 4096, sha256: 'ab12', droppedLines: 1 }),
+    restoreTarget: async () => ({ expectedErrors: ['role "aptible" already exists'] }),
+    verifyTarget: async () => REPORT,
+    updateServiceConfig: async () => undefined,
+    scaleServicesUp: async () => undefined,
+    vacuumAnalyze: async () => ({ databases: ['db'] }),
+    deprovisionSource: async () => undefined,
+    revertServiceConfig: async () => undefined,
+    deprovisionTarget: async () => undefined,
+    purgeTargetBackups: async () => ({ purged: [] }),
+    removeDump: async () => undefined,
+  };
+}
+
+interface Call {
+  name: Name;
+  args: unknown[];
+}
+
+/** Stub activities that record each call, in order, before running the default or the override. */
+function stubs(overrides: Partial<Impl> = {}) {
+  const calls: Call[] = [];
+  const impl: Impl = { ...defaults(), ...overrides };
+  const activities = Object.fromEntries(
+    (Object.keys(impl) as Name[]).map((name) => [
+      name,
+      async (...args: unknown[]) => {
+        calls.push({ name, args });
+        return (impl[name] as (...a: unknown[]) => Promise<unknown>)(...args);
+      },
+    ]),
+  );
+  return { activities, calls, names: () => calls.map((c) => c.name) };
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function plan(overrides: Record<string, unknown> = {}): Plan {
+  return validatePlan({
+    platform: 'local',
+    source: { handle: 'shop-pg14' },
+    target: { handle: 'shop-pg17', version: '17' },
+    services: [{ app: 'shop', service: 'cmd' }],
+    config: [{ app: 'shop', variable: 'DB_URL' }],
+    cutover: { confirm: false },
+    ...overrides,
+  });
+}
+
+const FORWARD: Name[] = [
+  'preflight',
+  'testSchema',
+  'createTarget',
+  'scaleServicesDown',
+  'dumpSource',
+  'restoreTarget',
+  'verifyTarget',
+];
+const HAPPY: Name[] = [...FORWARD, 'updateServiceConfig', 'scaleServicesUp', 'vacuumAnalyze', 'removeDump'];
+
+let client: Client;
+beforeAll(async () => {
+  client = await connectTestClient();
+});
+afterAll(async () => {
+  await client?.connection.close();
+});
+
+type Handle = WorkflowHandle<typeof migrationWorkflow>;
+
+/** Starts the workflow on a fresh task queue with a worker of `activities`, and runs `body` with it. */
+async function migrate<T>(
+  p: Plan,
+  activities: object,
+  body: (handle: Handle) => Promise<T>,
+  options?: { searchAttributes?: boolean },
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue('wf');
+  return withTestWorker({ activities, taskQueue }, async () => {
+    const workflowId = uniqueWorkflowId('migration');
+    const input: MigrationInput = { migrationId: workflowId, plan: p };
+    const handle = await client.workflow.start<typeof migrationWorkflow>('migrationWorkflow', {
+      taskQueue,
+      workflowId,
+      args: options ? [input, options] : [input],
+    });
+    return body(handle);
+  });
+}
+
+async function failureOf(handle: Handle): Promise<WorkflowFailedError> {
+  try {
+    await handle.result();
+  } catch (err) {
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return err as WorkflowFailedError;
+  }
+  throw new Error('the workflow completed; a failure was expected');
+}
+
+async function waitForStatus(
+  handle: Handle,
+  predicate: (s: MigrationStatus) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<MigrationStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: MigrationStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await handle.query(statusQuery);
+    if (predicate(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)}`);
+}
+
+const stepOf = (s: MigrationStatus, name: string) => s.steps.find((x) => x.name === name)!;
+const atGate = (s: MigrationStatus) => s.cutover.waiting;
+
+test('happy path: every step in the guide order, the summary and the UI metadata', async () => {
+  const { activities, calls, names } = stubs();
+  const p = plan();
+  await migrate(p, activities, async (handle) => {
+    const summary: MigrationSummary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+
+    // Scaled down with, and back up to, the counts preflight recorded.
+    expect(calls.find((c) => c.name === 'scaleServicesDown')!.args[1]).toEqual(RECORDED);
+    expect(calls.find((c) => c.name === 'scaleServicesUp')!.args[1]).toEqual(RECORDED);
+    // The restore gets the dump that dumpSource produced.
+    expect(calls.find((c) => c.name === 'restoreTarget')!.args[1]).toMatchObject({ path: '/work/dump.sql' });
+
+    expect(summary.phase).toBe('completed');
+    expect(summary.pointOfNoReturn).toBe(true);
+    expect(summary.errors).toEqual([]);
+    expect(summary.rowsVerified).toBe(42);
+    expect(summary.verification).toEqual(REPORT);
+    expect(summary.dumpBytes).toBe(4096);
+    expect(summary.source).toBe('local/shop-pg14');
+    expect(summary.target).toBe('local/shop-pg17');
+    expect(summary.compensation).toEqual([]);
+    expect(summary.downtime.startedAt).toBeDefined();
+    expect(summary.downtime.endedAt).toBeGreaterThanOrEqual(summary.downtime.startedAt!);
+    expect(summary.downtimeMs).toBe(summary.downtime.endedAt! - summary.downtime.startedAt!);
+    expect(summary.cutover).toMatchObject({ waiting: false, confirmed: false, earlySignalsIgnored: 0 });
+
+    const states = Object.fromEntries(summary.steps.map((s) => [s.name, s.state]));
+    expect(states).toEqual({
+      preflight: 'done',
+      testSchema: 'done',
+      createTarget: 'done',
+      scaleDown: 'done',
+      dump: 'done',
+      restore: 'done',
+      verify: 'done',
+      awaitCutover: 'done',
+      updateConfig: 'done',
+      scaleUp: 'done',
+      vacuumAnalyze: 'done',
+      deprovisionSource: 'skipped',
+    });
+    for (const s of summary.steps.filter((x) => x.state === 'done')) {
+      expect(s.startedAt).toBeLessThanOrEqual(s.endedAt!);
+    }
+
+    const description = await handle.describe();
+    expect(description.typedSearchAttributes.get(SOURCE_ATTRIBUTE)).toBe('local/shop-pg14');
+    expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBe('completed');
+
+    // Each scheduled activity carries its step's readable title for the UI.
+    const history = await handle.fetchHistory();
+    const titles = new Map<string, string>();
+    for (const event of history.events ?? []) {
+      const attrs = event.activityTaskScheduledEventAttributes;
+      const summaryPayload = event.userMetadata?.summary;
+      if (attrs && summaryPayload) {
+        titles.set(attrs.activityType!.name!, defaultPayloadConverter.fromPayload(summaryPayload));
+      }
+    }
+    expect(titles.get('restoreTarget')).toBe('Restore the data');
+    expect(titles.get('scaleServicesDown')).toBe('Scale services down');
+    expect(titles.size).toBe(HAPPY.length);
+  });
+});
+
+test('the schema test may skip itself (equal versions): the step shows skipped, the migration goes on', async () => {
+  const { activities, names } = stubs({ testSchema: async () => ({ skipped: true, expectedErrors: [] }) });
+  await migrate(plan(), activities, async (handle) => {
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(stepOf(summary, 'testSchema').state).toBe('skipped');
+  });
+});
+
+test('an unexpected restore error rolls back in reverse order, only what was attempted', async () => {
+  const { activities, calls, names } = stubs({
+    restoreTarget: async () => {
+      throw new UnexpectedRestoreErrors(
+        'restore produced errors the plan does not allow:\nERROR:  syntax error at "FOO"',
+        ['ERROR:  syntax error at "FOO"'],
+      );
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const failure = await failureOf(handle);
+    // revertServiceConfig is absent: the config was never touched.
+    expect(names()).toEqual([
+      'preflight',
+      'testSchema',
+      'createTarget',
+      'scaleServicesDown',
+      'dumpSource',
+      'restoreTarget',
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    expect(calls.find((c) => c.name === 'scaleServicesUp')!.args[1]).toEqual(RECORDED);
+
+    expect(failure.cause).toBeInstanceOf(ApplicationFailure);
+    const cause = failure.cause as ApplicationFailure;
+    expect(cause.type).toBe('MigrationRolledBack');
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.details?.[0]).toMatchObject({ failedStep: 'restore' });
+    expect(cause.message).toContain('"Restore the data" failed');
+    expect(cause.message).toContain('UnexpectedRestoreErrors');
+    expect(cause.message).toContain('ERROR:  syntax error at "FOO"');
+
+    const status = await handle.query(statusQuery);
+    expect(status.phase).toBe('rolled-back');
+    expect(stepOf(status, 'restore')).toMatchObject({ state: 'failed' });
+    expect(stepOf(status, 'restore').error).toContain('syntax error');
+    expect(stepOf(status, 'verify').state).toBe('pending');
+    expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
+      ['removeDump', 'done'],
+      ['scaleServicesUp', 'done'],
+      ['deprovisionTarget', 'done'],
+      ['purgeTargetBackups', 'done'],
+    ]);
+    expect(status.downtime.endedAt).toBeGreaterThanOrEqual(status.downtime.startedAt!);
+    expect(status.pointOfNoReturn).toBe(false);
+  });
+});
+
+test('a failing compensation step is recorded and the others still run', async () => {
+  const { activities, names } = stubs({
+    verifyTarget: async () => ({
+      ...REPORT,
+      ok: false,
+      mismatches: ['db.public.orders: source 42 rows, target 41'],
+    }),
+    scaleServicesUp: async () => {
+      throw new PlatformError('app shop does not exist any more');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const failure = await failureOf(handle);
+    expect(names()).toEqual([
+      ...FORWARD,
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    const cause = failure.cause as ApplicationFailure;
+    expect(cause.message).toContain('"Verify source and target agree" failed');
+    expect(cause.message).toContain('db.public.orders: source 42 rows, target 41');
+    expect(cause.message).toContain('FAILED to undo (do it by hand): scaleServicesUp');
+
+    const status = await handle.query(statusQuery);
+    expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
+      ['removeDump', 'done'],
+      ['scaleServicesUp', 'failed'],
+      ['deprovisionTarget', 'done'],
+      ['purgeTargetBackups', 'done'],
+    ]);
+    expect(status.compensation[1].error).toContain('app shop does not exist any more');
+    expect(status.errors.some((e) => e.includes('Scale services back up on the source'))).toBe(true);
+    expect(status.verification?.ok).toBe(false);
+    expect(status.downtime.endedAt).toBeUndefined();
+  });
+});
+
+test('a failure after the point of no return (vacuum) is reported, not rolled back', async () => {
+  const { activities, names } = stubs({
+    vacuumAnalyze: async () => {
+      throw new PlatformError('the target refused VACUUM');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(names()).not.toContain('deprovisionTarget');
+    expect(names()).not.toContain('revertServiceConfig');
+    expect(summary.phase).toBe('completed-with-errors');
+    expect(summary.pointOfNoReturn).toBe(true);
+    expect(summary.compensation).toEqual([]);
+    expect(stepOf(summary, 'vacuumAnalyze').state).toBe('failed');
+    expect(summary.errors).toHaveLength(1);
+    expect(summary.errors[0]).toContain('the target refused VACUUM');
+    expect(summary.downtimeMs).toBeGreaterThanOrEqual(0);
+  });
+});
+
+test('cutover timeout with onTimeout abort rolls back', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cutover: { confirm: true, timeout: '3s', onTimeout: 'abort' } });
+  await migrate(p, activities, async (handle) => {
+    const failure = await failureOf(handle);
+    expect(names()).toEqual([
+      ...FORWARD,
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    expect((failure.cause as ApplicationFailure).message).toContain('cutover not confirmed within 3s');
+    const status = await handle.query(statusQuery);
+    expect(status.phase).toBe('rolled-back');
+    expect(stepOf(status, 'awaitCutover').state).toBe('failed');
+    expect(status.cutover.waiting).toBe(false);
+  });
+});
+
+test('cutover timeout with onTimeout proceed cuts over', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cutover: { confirm: true, timeout: '3s', onTimeout: 'proceed' } });
+  await migrate(p, activities, async (handle) => {
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(summary.phase).toBe('completed');
+    expect(summary.cutover.confirmed).toBe(false);
+    expect(summary.warnings.some((w) => w.includes('not confirmed within 3s'))).toBe(true);
+    expect(stepOf(summary, 'awaitCutover').detail).toContain('proceeded');
+  });
+});
+
+test('the status while waiting at the gate; a cutover signal there proceeds', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cutover: { confirm: true, timeout: '1m' } });
+  await migrate(p, activities, async (handle) => {
+    const status = await waitForStatus(handle, atGate, 'the cutover gate');
+    expect(status.currentStep).toBe('awaitCutover');
+    expect(status.phase).toBe('awaiting-cutover');
+    expect(status.verification).toEqual(REPORT);
+    expect(status.cutover.deadline).toBeGreaterThan(Date.now());
+    expect(stepOf(status, 'awaitCutover').state).toBe('running');
+    expect(names()).toEqual(FORWARD);
+    const description = await handle.describe();
+    expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBe('awaitCutover');
+    // What the UI shows as the current details of the workflow.
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain('Wait for cutover confirmation');
+
+    await handle.signal(cutoverSignal, { by: 'alice' });
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(summary.cutover).toMatchObject({ confirmed: true, waiting: false, earlySignalsIgnored: 0 });
+    expect(stepOf(summary, 'awaitCutover').detail).toBe('confirmed from alice');
+  });
+});
+
+test('abort while waiting at the gate rolls back, with the reason', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cutover: { confirm: true, timeout: '1m' } });
+  await migrate(p, activities, async (handle) => {
+    await waitForStatus(handle, atGate, 'the cutover gate');
+    await handle.signal(abortSignal, { reason: 'row counts look wrong to the DBA' });
+    const failure = await failureOf(handle);
+    expect(names()).toEqual([
+      ...FORWARD,
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    const cause = failure.cause as ApplicationFailure;
+    expect(cause.type).toBe('MigrationAborted');
+    expect(cause.message).toContain('row counts look wrong to the DBA');
+    expect(cause.message).toContain('Wait for cutover confirmation');
+    const status = await handle.query(statusQuery);
+    expect(status.phase).toBe('rolled-back');
+    expect(status.abortReason).toBe('row counts look wrong to the DBA');
+    expect(stepOf(status, 'awaitCutover').state).toBe('cancelled');
+    expect(status.cutover.waiting).toBe(false);
+  });
+});
+
+test('abort after the point of no return is ignored and recorded', async () => {
+  const vacuumStarted = deferred();
+  const releaseVacuum = deferred();
+  const { activities, names } = stubs({
+    vacuumAnalyze: async () => {
+      vacuumStarted.resolve();
+      await releaseVacuum.promise;
+      return { databases: ['db'] };
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await vacuumStarted.promise;
+    await handle.signal(abortSignal, { reason: 'too late' });
+    await waitForStatus(
+      handle,
+      (s) => s.warnings.some((w) => w.startsWith('Abort ignored')),
+      'the abort warning',
+    );
+    releaseVacuum.resolve();
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(summary.phase).toBe('completed');
+    expect(summary.abortReason).toBeUndefined();
+    expect(summary.warnings.find((w) => w.startsWith('Abort ignored'))).toContain('too late');
+  });
+});
+
+test('cancelling after the point of no return rolls nothing back: only the optional rest is skipped', async () => {
+  const vacuumStarted = deferred();
+  const { activities, names } = stubs({
+    vacuumAnalyze: async () => {
+      vacuumStarted.resolve();
+      const ctx = Context.current();
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(100);
+      }
+    },
+  });
+  const p = plan({ cleanup: { deprovisionSource: { mode: 'delay', delay: '1h' } } });
+  await migrate(p, activities, async (handle) => {
+    await vacuumStarted.promise;
+    await handle.cancel();
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(summary.phase).toBe('completed-with-errors');
+    expect(summary.compensation).toEqual([]);
+    expect(stepOf(summary, 'scaleUp').state).toBe('done');
+    expect(stepOf(summary, 'vacuumAnalyze').state).toBe('cancelled');
+    expect(stepOf(summary, 'deprovisionSource')).toMatchObject({ state: 'cancelled' });
+    expect(summary.errors.some((e) => e.includes('was cancelled'))).toBe(true);
+  });
+});
+
+test('a cutover signal sent before the gate is not honoured; the gate still waits for one', async () => {
+  const verifyStarted = deferred();
+  const releaseVerify = deferred();
+  const { activities, names } = stubs({
+    verifyTarget: async () => {
+      verifyStarted.resolve();
+      await releaseVerify.promise;
+      return REPORT;
+    },
+  });
+  const p = plan({ cutover: { confirm: true, timeout: '1m' } });
+  await migrate(p, activities, async (handle) => {
+    await verifyStarted.promise;
+    await handle.signal(cutoverSignal);
+    await waitForStatus(handle, (s) => s.cutover.earlySignalsIgnored === 1, 'the early signal to be counted');
+    releaseVerify.resolve();
+
+    const waiting = await waitForStatus(handle, atGate, 'the cutover gate');
+    expect(waiting.cutover.confirmed).toBe(false);
+    expect(waiting.warnings.some((w) => w.includes('Verify source and target agree'))).toBe(true);
+    // It stays at the gate: the early signal did not count.
+    await new Promise((r) => setTimeout(r, 1500));
+    const still = await handle.query(statusQuery);
+    expect(still.cutover.waiting).toBe(true);
+    expect(names()).toEqual(FORWARD);
+
+    await handle.signal(cutoverSignal);
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(summary.cutover).toMatchObject({ confirmed: true, earlySignalsIgnored: 1 });
+  });
+});
+
+test('a dump missing where the restore ran is dumped again, once', async () => {
+  let restores = 0;
+  const { activities, names } = stubs({
+    restoreTarget: async () => {
+      restores += 1;
+      if (restores === 1) throw new DumpMissingError('no dump at /work/dump.sql on worker-b');
+      return { expectedErrors: [] };
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const summary = await handle.result();
+    expect(names()).toEqual([
+      'preflight',
+      'testSchema',
+      'createTarget',
+      'scaleServicesDown',
+      'dumpSource',
+      'restoreTarget',
+      'dumpSource',
+      'restoreTarget',
+      'verifyTarget',
+      'updateServiceConfig',
+      'scaleServicesUp',
+      'vacuumAnalyze',
+      'removeDump',
+    ]);
+    expect(summary.phase).toBe('completed');
+    expect(stepOf(summary, 'restore').state).toBe('done');
+    expect(summary.warnings.some((w) => w.includes('no dump at /work/dump.sql'))).toBe(true);
+  });
+});
+
+test('a dump missing twice rolls back', async () => {
+  const { activities, names } = stubs({
+    restoreTarget: async () => {
+      throw new DumpMissingError('no dump here');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const failure = await failureOf(handle);
+    expect(names().filter((n) => n === 'dumpSource')).toHaveLength(2);
+    expect(names().filter((n) => n === 'restoreTarget')).toHaveLength(2);
+    expect(names().slice(-4)).toEqual([
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    expect((failure.cause as ApplicationFailure).message).toContain('DumpMissingError');
+  });
+});
+
+test('a target database this migration did not create is never deprovisioned', async () => {
+  const { activities, names } = stubs({
+    createTarget: async () => {
+      throw new TargetExistsError('database shop-pg17 exists and was not created by this migration');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const failure = await failureOf(handle);
+    expect(names()).toEqual(['preflight', 'testSchema', 'createTarget']);
+    expect((failure.cause as ApplicationFailure).message).toContain('TargetExistsError');
+    const status = await handle.query(statusQuery);
+    expect(status.compensation).toEqual([]);
+    expect(status.phase).toBe('rolled-back');
+  });
+});
+
+test('a schema test failure stops before any downtime, with nothing to undo', async () => {
+  const { activities, names } = stubs({
+    testSchema: async () => {
+      throw new UnexpectedRestoreErrors('schema test: ERROR:  type "citext" does not exist', [
+        'ERROR:  type "citext" does not exist',
+      ]);
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await failureOf(handle);
+    expect(names()).toEqual(['preflight', 'testSchema']);
+    const status = await handle.query(statusQuery);
+    expect(status.downtime.startedAt).toBeUndefined();
+    expect(status.compensation).toEqual([]);
+  });
+});
+
+test('cancelling the workflow during the dump cancels the dump and rolls back', async () => {
+  const dumpStarted = deferred();
+  let dumpCancelled = false;
+  let dumpStoppedBeforeRemoval = false;
+  const { activities, names } = stubs({
+    dumpSource: async () => {
+      dumpStarted.resolve();
+      const ctx = Context.current();
+      try {
+        for (;;) {
+          ctx.heartbeat();
+          await ctx.sleep(100);
+        }
+      } catch (err) {
+        dumpCancelled = err instanceof CancelledFailure;
+        throw err;
+      }
+    },
+    removeDump: async () => {
+      dumpStoppedBeforeRemoval = dumpCancelled;
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await dumpStarted.promise;
+    await handle.cancel();
+    const failure = await failureOf(handle);
+    expect(failure.cause).toBeInstanceOf(CancelledFailure);
+    expect(dumpCancelled).toBe(true);
+    // The saga waited for the dump to stop before removing its file.
+    expect(dumpStoppedBeforeRemoval).toBe(true);
+    expect(names()).toEqual([
+      'preflight',
+      'testSchema',
+      'createTarget',
+      'scaleServicesDown',
+      'dumpSource',
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    const status = await handle.query(statusQuery);
+    expect(status.phase).toBe('rolled-back');
+    expect(stepOf(status, 'dump').state).toBe('cancelled');
+    expect(status.compensation.every((c) => c.state === 'done')).toBe(true);
+  });
+});
+
+test('an abort during a running step cancels it and rolls back', async () => {
+  const dumpStarted = deferred();
+  const { activities, names } = stubs({
+    dumpSource: async () => {
+      dumpStarted.resolve();
+      const ctx = Context.current();
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(100);
+      }
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await dumpStarted.promise;
+    await handle.signal(abortSignal, { reason: 'maintenance window over' });
+    const failure = await failureOf(handle);
+    expect((failure.cause as ApplicationFailure).message).toContain(
+      'during "Dump the data": maintenance window over',
+    );
+    expect(names().slice(-4)).toEqual([
+      'removeDump',
+      'scaleServicesUp',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+  });
+});
+
+test('the source is deprovisioned after the deprovisionSource signal, and only once waiting for it', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cleanup: { deprovisionSource: { mode: 'signal' } } });
+  await migrate(p, activities, async (handle) => {
+    const waiting = await waitForStatus(
+      handle,
+      (s) => s.phase === 'awaiting-source-deprovision',
+      'the source deprovisioning wait',
+    );
+    expect(waiting.currentStep).toBe('deprovisionSource');
+    expect(names()).toEqual(HAPPY);
+    await handle.signal(deprovisionSourceSignal);
+    const summary = await handle.result();
+    expect(names()).toEqual([...HAPPY, 'deprovisionSource']);
+    expect(summary.phase).toBe('completed');
+    expect(stepOf(summary, 'deprovisionSource').state).toBe('done');
+  });
+});
+
+test('keepSource cancels a pending deprovisioning', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cleanup: { deprovisionSource: { mode: 'signal' } } });
+  await migrate(p, activities, async (handle) => {
+    await waitForStatus(
+      handle,
+      (s) => s.phase === 'awaiting-source-deprovision',
+      'the source deprovisioning wait',
+    );
+    await handle.signal(keepSourceSignal);
+    const summary = await handle.result();
+    expect(names()).toEqual(HAPPY);
+    expect(stepOf(summary, 'deprovisionSource')).toMatchObject({
+      state: 'skipped',
+      detail: 'source kept (keepSource signal)',
+    });
+  });
+});
+
+test('the source is deprovisioned after a durable delay', async () => {
+  const { activities, names } = stubs();
+  const p = plan({ cleanup: { vacuumAnalyze: false, deprovisionSource: { mode: 'delay', delay: '2s' } } });
+  await migrate(p, activities, async (handle) => {
+    const waiting = await waitForStatus(
+      handle,
+      (s) => s.phase === 'awaiting-source-deprovision',
+      'the source deprovisioning wait',
+    );
+    expect(stepOf(waiting, 'deprovisionSource').detail).toContain('after 2s');
+    const summary = await handle.result();
+    expect(names()).toEqual([
+      ...FORWARD,
+      'updateServiceConfig',
+      'scaleServicesUp',
+      'removeDump',
+      'deprovisionSource',
+    ]);
+    const s = stepOf(summary, 'deprovisionSource');
+    expect(s.state).toBe('done');
+    expect(s.endedAt! - s.startedAt!).toBeGreaterThanOrEqual(2000);
+    expect(stepOf(summary, 'vacuumAnalyze').state).toBe('skipped');
+  });
+});
+
+test('without search attributes the workflow runs and upserts none', async () => {
+  const { activities, names } = stubs();
+  await migrate(
+    plan(),
+    activities,
+    async (handle) => {
+      const summary = await handle.result();
+      expect(names()).toEqual(HAPPY);
+      expect(summary.phase).toBe('completed');
+      const description = await handle.describe();
+      expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBeUndefined();
+    },
+    { searchAttributes: false },
+  );
+});
