@@ -1,0 +1,328 @@
+import { randomUUID } from 'node:crypto';
+import { Command, InvalidArgumentError } from 'commander';
+import { BadInputError } from '../errors';
+import { redact } from '../lib/redact';
+import {
+  createLocalPlatform,
+  type LocalAppInfo,
+  type LocalDatabaseInfo,
+  type LocalPlatform,
+} from '../platform/local';
+import { exitCodeFor } from './exit';
+
+// `pgshift local ...`: the local platform driven with the Aptible CLI's verbs and options, so the guide's
+// commands (and scripts written for them) work against databases and apps on this machine.
+
+const DEFAULT_ENVIRONMENT = 'local';
+
+interface EnvOpts {
+  environment: string;
+}
+interface JsonOpts {
+  json?: boolean;
+}
+
+export function localCommand(): Command {
+  const local = new Command('local')
+    .description(
+      'databases (PostgreSQL clusters) and apps (local processes) on this machine, with Aptible CLI verbs',
+    )
+    .option('--home <dir>', 'pgshift home holding the state (default: $PGSHIFT_HOME or ~/.pgshift)');
+  const platform = (): LocalPlatform => createLocalPlatform({ home: local.opts<{ home?: string }>().home });
+  const sub = (name: string, description: string) =>
+    local.command(name).description(description).showHelpAfterError().exitOverride(usageError);
+  const withEnv = (cmd: Command) =>
+    cmd.option('--environment <handle>', 'environment the resource belongs to', DEFAULT_ENVIRONMENT);
+
+  local.showHelpAfterError().exitOverride(usageError);
+
+  sub('db:versions', 'PostgreSQL versions the local platform can create').action(() =>
+    run(async () => {
+      for (const v of await platform().listVersions()) out(`postgresql ${v}`);
+    }),
+  );
+
+  withEnv(sub('db:create', 'create a database: a PostgreSQL cluster of its own').argument('<handle>'))
+    .requiredOption('--version <version>', 'PostgreSQL major version (see db:versions)')
+    .option('--disk-size <gb>', 'recorded only: local databases use the disk they need', positiveInt, 10)
+    .option('--container-size <mb>', 'recorded only', positiveInt, 1024)
+    .option(
+      '--created-by <id>',
+      'creator label: creating again with the same label returns the existing database',
+    )
+    .action(
+      (
+        handle: string,
+        opts: EnvOpts & { version: string; diskSize: number; containerSize: number; createdBy?: string },
+      ) =>
+        run(async () => {
+          info(
+            `Provisioning PostgreSQL ${opts.version} database ${handle} in environment ${opts.environment}...`,
+          );
+          const db = await platform().createDatabase({
+            handle,
+            environment: opts.environment,
+            version: opts.version,
+            diskSizeGb: opts.diskSize,
+            containerSizeMb: opts.containerSize,
+            // Like Aptible, creating a taken handle fails unless the caller names itself as the creator.
+            createdBy: opts.createdBy ?? `cli:${randomUUID()}`,
+          });
+          printObject(databaseJson(db));
+        }),
+    );
+
+  sub('db:list', 'list databases')
+    .option('--environment <handle>', 'only this environment')
+    .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
+    .action((opts: Partial<EnvOpts> & JsonOpts) =>
+      run(async () => {
+        const dbs = await platform().listDatabases(opts.environment);
+        if (wantsJson(opts)) return printJson(dbs.map(databaseJson));
+        printGrouped(
+          dbs,
+          (db) => db.environment,
+          (db) => [db.handle],
+        );
+      }),
+    );
+
+  withEnv(sub('db:url', "print a database's URL (it holds the password)").argument('<handle>')).action(
+    (handle: string, opts: EnvOpts) =>
+      run(async () => {
+        out(await platform().databaseUrl(handle, opts.environment));
+      }),
+  );
+
+  withEnv(sub('db:deprovision', 'stop a database and delete its data').argument('<handle>')).action(
+    (handle: string, opts: EnvOpts) =>
+      run(async () => {
+        info(`Deprovisioning ${handle}...`);
+        await platform().deprovisionDatabase(handle, opts.environment);
+      }),
+  );
+
+  withEnv(sub('apps:create', 'create an app whose services are shell commands').argument('<app>'))
+    .requiredOption('--service <NAME=COMMAND>', 'a service and its command (repeatable)', collectService, {})
+    .option('--cwd <dir>', "working directory of the app's processes (default: the current directory)")
+    .action((app: string, opts: EnvOpts & { service: Record<string, string>; cwd?: string }) =>
+      run(async () => {
+        await platform().createApp(app, opts.service, opts.environment, { cwd: opts.cwd });
+        info(`App ${app} created!`);
+      }),
+    );
+
+  sub('apps', 'list apps with their services and container counts')
+    .option('--environment <handle>', 'only this environment')
+    .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
+    .action((opts: Partial<EnvOpts> & JsonOpts) =>
+      run(async () => {
+        const apps = await platform().listApps(opts.environment);
+        if (wantsJson(opts)) return printJson(apps.map(appJson));
+        printGrouped(apps, (a) => a.environment, appLines, true);
+      }),
+    );
+
+  withEnv(sub('apps:scale', 'scale a service to a number of processes').argument('<service>'))
+    .requiredOption('--app <app>', 'the app')
+    .requiredOption('--container-count <n>', 'processes to run', nonNegativeInt)
+    .action((service: string, opts: EnvOpts & { app: string; containerCount: number }) =>
+      run(async () => {
+        info(`Scaling ${opts.app} ${service} to ${opts.containerCount} container(s)...`);
+        await platform().scaleService(opts.app, service, opts.containerCount, opts.environment);
+      }),
+    );
+
+  withEnv(sub('apps:deprovision', "stop an app's processes and delete it"))
+    .requiredOption('--app <app>', 'the app')
+    .action((opts: EnvOpts & { app: string }) =>
+      run(async () => {
+        info(`Deprovisioning ${opts.app}...`);
+        await platform().deprovisionApp(opts.app, opts.environment);
+      }),
+    );
+
+  withEnv(sub('config', "print an app's configuration (values may be secrets)"))
+    .requiredOption('--app <app>', 'the app')
+    .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
+    .action((opts: EnvOpts & JsonOpts & { app: string }) =>
+      run(async () => {
+        const config = await platform().getConfig(opts.app, opts.environment);
+        if (wantsJson(opts)) return printJson(config);
+        for (const [k, v] of Object.entries(config).sort(([a], [b]) => a.localeCompare(b))) out(`${k}=${v}`);
+      }),
+    );
+
+  withEnv(
+    sub('config:set', "merge variables into an app's configuration and restart it").argument(
+      '<KEY=VALUE...>',
+    ),
+  )
+    .requiredOption('--app <app>', 'the app')
+    .action((pairs: string[], opts: EnvOpts & { app: string }) =>
+      run(async () => {
+        const vars = Object.fromEntries(pairs.map(parsePair));
+        info(`Updating configuration and restarting ${opts.app}...`);
+        await platform().setConfig(opts.app, vars, opts.environment);
+      }),
+    );
+
+  sub('up', 'start every database and bring every service to its recorded container count').action(() =>
+    run(() => platform().startAll()),
+  );
+
+  sub('down', 'stop every database and process of this home (container counts stay recorded)').action(() =>
+    run(() => platform().stopAll()),
+  );
+
+  return local;
+}
+
+// ---- output, shaped like the Aptible CLI's text and JSON renderers ----
+
+function databaseJson(db: LocalDatabaseInfo) {
+  return {
+    handle: db.handle,
+    type: 'postgresql',
+    version: String(db.version),
+    status: db.running ? 'running' : 'stopped',
+    created_at: db.createdAt,
+    created_by: db.createdBy,
+    host: '127.0.0.1',
+    port: db.port,
+    environment: { handle: db.environment },
+  };
+}
+
+function appJson(app: LocalAppInfo) {
+  return {
+    handle: app.app,
+    created_at: app.createdAt,
+    status: 'provisioned',
+    cwd: app.cwd,
+    services: app.services.map((s) => ({
+      service: s.service,
+      command: s.command,
+      container_count: s.containerCount,
+      running_count: s.runningCount,
+      pids: s.pids,
+    })),
+    environment: { handle: app.environment },
+  };
+}
+
+function appLines(app: LocalAppInfo): string[] {
+  const lines = [`Handle: ${app.app}`, `Created At: ${app.createdAt}`, 'Status: provisioned', 'Services:'];
+  app.services.forEach((s, i) => {
+    if (i > 0) lines.push('');
+    lines.push(
+      `  Service: ${s.service}`,
+      `  Command: ${s.command}`,
+      `  Container Count: ${s.containerCount}`,
+      `  Running: ${s.runningCount}${s.pids.length ? ` (pids ${s.pids.join(', ')})` : ''}`,
+    );
+  });
+  return lines;
+}
+
+function printObject(obj: Record<string, unknown>): void {
+  if (wantsJson({})) return printJson(obj);
+  for (const [k, v] of Object.entries(obj)) {
+    const value = v && typeof v === 'object' ? (v as { handle?: string }).handle : v;
+    out(`${titleize(k)}: ${value ?? ''}`);
+  }
+}
+
+/** `=== environment` headers, then one block per item (blank line between blocks when they are multi-line). */
+function printGrouped<T>(
+  items: T[],
+  group: (t: T) => string,
+  lines: (t: T) => string[],
+  spaced = false,
+): void {
+  const groups = new Map<string, T[]>();
+  for (const item of items) groups.set(group(item), [...(groups.get(group(item)) ?? []), item]);
+  [...groups.keys()].sort().forEach((name, gi) => {
+    if (gi > 0) out('');
+    out(`=== ${name}`);
+    (groups.get(name) ?? []).forEach((item, i) => {
+      if (spaced && i > 0) out('');
+      for (const line of lines(item)) out(line);
+    });
+  });
+}
+
+function printJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+function wantsJson(opts: JsonOpts): boolean {
+  return opts.json === true || process.env.APTIBLE_OUTPUT_FORMAT === 'json';
+}
+
+function titleize(key: string): string {
+  return key
+    .split('_')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join(' ');
+}
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Progress goes to stderr, as the Aptible CLI's logger does, so stdout stays parseable. */
+function info(line: string): void {
+  process.stderr.write(`INFO -- : ${line}\n`);
+}
+
+// ---- arguments and exit codes ----
+
+async function run(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`pgshift local: ${redact(message).replace(/\s*\n\s*/g, ' ')}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+function usageError(err: { exitCode: number }): never {
+  // Commander's own usage errors are bad input: exit code 2 (help and version exit 0).
+  process.exit(err.exitCode === 0 ? 0 : 2);
+}
+
+function parsePair(pair: string): [string, string] {
+  const eq = pair.indexOf('=');
+  if (eq <= 0) throw new BadInputError(`"${pair}" is not KEY=VALUE`);
+  return [pair.slice(0, eq), pair.slice(eq + 1)];
+}
+
+function collectService(spec: string, previous: Record<string, string>): Record<string, string> {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError('expected NAME=COMMAND, e.g. --service web="node server.js"');
+  return { ...previous, [spec.slice(0, eq)]: spec.slice(eq + 1) };
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('must be a whole number ≥ 0');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = nonNegativeInt(value);
+  if (n === 0) throw new InvalidArgumentError('must be at least 1');
+  return n;
+}
+
+if (require.main === module) {
+  localCommand()
+    .parseAsync(process.argv)
+    .catch((err: Error) => {
+      process.stderr.write(`pgshift local: ${redact(err.message)}\n`);
+      process.exitCode = 1;
+    });
+}

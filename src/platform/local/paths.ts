@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The pgshift home: explicit option, then PGSHIFT_HOME, then ~/.pgshift. */
+export function resolvePgshiftHome(explicit?: string): string {
+  return resolve(explicit ?? process.env.PGSHIFT_HOME ?? join(homedir(), '.pgshift'));
+}
+
+/** Where each kind of local-platform file lives under a home. */
+export class HomeLayout {
+  constructor(readonly home: string) {}
+
+  get stateFile(): string {
+    return join(this.home, 'local-state.json');
+  }
+  get locksDir(): string {
+    return join(this.home, 'locks');
+  }
+  get secretsDir(): string {
+    return join(this.home, 'secrets');
+  }
+  get logsDir(): string {
+    return join(this.home, 'logs');
+  }
+  /** Cluster data when the PostgreSQL OS user can reach the home (see clusterRootFor). */
+  get clustersDir(): string {
+    return join(this.home, 'clusters');
+  }
+
+  databasePasswordFile(environment: string, handle: string): string {
+    return join(this.secretsDir, environment, `db-${handle}.password`);
+  }
+  appConfigFile(environment: string, app: string): string {
+    return join(this.secretsDir, environment, `app-${app}.config.json`);
+  }
+  serviceLogFile(environment: string, app: string, service: string): string {
+    return join(this.logsDir, environment, app, `${service}.log`);
+  }
+  lockDir(kind: string, ...parts: string[]): string {
+    // Hashed so that any handle maps to one flat, safe directory name.
+    const digest = createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 16);
+    return join(this.locksDir, `${kind}-${digest}.lock`);
+  }
+
+  /** Short stable id of this home, used to keep its clusters apart from other homes' outside the home. */
+  get homeId(): string {
+    return createHash('sha256').update(this.home).digest('hex').slice(0, 12);
+  }
+}
