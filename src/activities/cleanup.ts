@@ -33,7 +33,9 @@ export async function purgeTargetBackups(deps: ActivityDeps, input: MigrationInp
   const platform = platformOf(deps, input);
   return withScope(platform, async () => {
     const orphaned = await platform.listOrphanedBackups(target.environment);
-    const ours = orphaned.filter((b) => b.databaseHandle === target.handle && b.environment === target.environment);
+    const ours = orphaned.filter(
+      (b) => b.databaseHandle === target.handle && b.environment === target.environment,
+    );
     for (const backup of ours) await platform.purgeBackup(backup.id);
     return { purged: ours.map((b) => b.id) };
   });

@@ -30,7 +30,11 @@ export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Pro
  * The guide's `psql $TARGET_URL -f dump.sql`. The target is reset first, so a retry after a partial
  * restore yields exactly what a first attempt would; only the plan's expected errors are allowed.
  */
-export async function restoreTarget(deps: ActivityDeps, input: MigrationInput, dump: DumpResult): Promise<RestoreResult> {
+export async function restoreTarget(
+  deps: ActivityDeps,
+  input: MigrationInput,
+  dump: DumpResult,
+): Promise<RestoreResult> {
   const { target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
@@ -45,7 +49,10 @@ export async function restoreTarget(deps: ActivityDeps, input: MigrationInput, d
       onProgress: () => scope.progress({ phase: 'restoring', bytes: dump.bytes }),
     });
     if (result.unexpected.length > 0) {
-      throw new UnexpectedRestoreErrors(unexpectedErrorsMessage('the restore failed', result.unexpected), result.unexpected);
+      throw new UnexpectedRestoreErrors(
+        unexpectedErrorsMessage('the restore failed', result.unexpected),
+        result.unexpected,
+      );
     }
     return { expectedErrors: result.expected };
   });

@@ -18,7 +18,12 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
           `database "${target.handle}" in "${target.environment}" was created by ${existing.createdBy}, not this migration; choose another target.handle`,
         );
       }
-      return { handle: target.handle, environment: target.environment, version: existing.version, foundExisting: true };
+      return {
+        handle: target.handle,
+        environment: target.environment,
+        version: existing.version,
+        foundExisting: true,
+      };
     }
     const created = await platform.createDatabase({
       handle: target.handle,
@@ -28,6 +33,11 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
       containerSizeMb: target.containerSize,
       createdBy: input.migrationId,
     });
-    return { handle: target.handle, environment: target.environment, version: created.version, foundExisting: false };
+    return {
+      handle: target.handle,
+      environment: target.environment,
+      version: created.version,
+      foundExisting: false,
+    };
   });
 }

@@ -3,12 +3,7 @@ import type { ActivityDeps } from './deps';
 import { preflight } from './preflight';
 import { testSchema } from './test-schema';
 import { createTarget } from './create-target';
-import {
-  revertServiceConfig,
-  scaleServicesDown,
-  scaleServicesUp,
-  updateServiceConfig,
-} from './services';
+import { revertServiceConfig, scaleServicesDown, scaleServicesUp, updateServiceConfig } from './services';
 import { dumpSource, restoreTarget } from './copy';
 import { vacuumAnalyze, verifyTarget } from './verify';
 import { deprovisionSource, deprovisionTarget, purgeTargetBackups, removeDump } from './cleanup';

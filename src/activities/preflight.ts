@@ -64,12 +64,15 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
           `service "${wanted.service}" of app "${wanted.app}" not found in environment "${plan.source.environment}": check services in the plan`,
         );
       }
-      if (found.containerCount === 0) warnings.push(`${wanted.app}/${wanted.service} already runs 0 containers`);
+      if (found.containerCount === 0)
+        warnings.push(`${wanted.app}/${wanted.service} already runs 0 containers`);
       return { ...wanted, containerCount: found.containerCount };
     });
     for (const c of plan.config) {
       if (!live.some((s) => s.app === c.app)) {
-        throw new NotFoundError(`app "${c.app}" (config ${c.variable}) not found in environment "${plan.source.environment}"`);
+        throw new NotFoundError(
+          `app "${c.app}" (config ${c.variable}) not found in environment "${plan.source.environment}"`,
+        );
       }
     }
     if (sourceVersion === targetVersion) warnings.push('source and target run the same major version');

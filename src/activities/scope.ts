@@ -69,7 +69,10 @@ export function cancellationSignal(): AbortSignal | undefined {
 }
 
 /** Runs an activity body with a scope that heartbeats, closes its tunnels and scrubs its errors. */
-export async function withScope<T>(platform: Platform, body: (scope: ActivityScope) => Promise<T>): Promise<T> {
+export async function withScope<T>(
+  platform: Platform,
+  body: (scope: ActivityScope) => Promise<T>,
+): Promise<T> {
   const scope = new ActivityScope(platform);
   const timer = setInterval(() => heartbeatIfActivity(scope.lastDetails()), HEARTBEAT_INTERVAL_MS);
   try {

@@ -4,11 +4,19 @@ import { withScope } from './scope';
 
 // Scaling to a fixed count is idempotent, so a retry after a partial run simply finishes the job.
 
-export async function scaleServicesDown(deps: ActivityDeps, input: MigrationInput, services: RecordedService[]) {
+export async function scaleServicesDown(
+  deps: ActivityDeps,
+  input: MigrationInput,
+  services: RecordedService[],
+) {
   await scaleTo(deps, input, services, () => 0);
 }
 
-export async function scaleServicesUp(deps: ActivityDeps, input: MigrationInput, services: RecordedService[]) {
+export async function scaleServicesUp(
+  deps: ActivityDeps,
+  input: MigrationInput,
+  services: RecordedService[],
+) {
   await scaleTo(deps, input, services, (s) => s.containerCount);
 }
 

@@ -55,7 +55,10 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
       });
       if (result.unexpected.length > 0) {
         throw new UnexpectedRestoreErrors(
-          unexpectedErrorsMessage(`the schema does not restore on PostgreSQL ${plan.target.version}`, result.unexpected),
+          unexpectedErrorsMessage(
+            `the schema does not restore on PostgreSQL ${plan.target.version}`,
+            result.unexpected,
+          ),
           result.unexpected,
         );
       }

@@ -18,7 +18,8 @@ export async function verifyTarget(deps: ActivityDeps, input: MigrationInput): P
     const report = await compareServers(from, to);
     if (!report.ok) {
       const lines = report.mismatches.slice(0, SHOWN).join('\n');
-      const more = report.mismatches.length > SHOWN ? `\n... and ${report.mismatches.length - SHOWN} more` : '';
+      const more =
+        report.mismatches.length > SHOWN ? `\n... and ${report.mismatches.length - SHOWN} more` : '';
       // The full report travels as failure details so the status can show it.
       throw ApplicationFailure.create({
         type: 'VerificationFailedError',

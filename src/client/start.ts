@@ -58,7 +58,11 @@ export async function startMigration(
       workflowIdConflictPolicy: 'FAIL',
       staticSummary: `Migrate ${plan.source.handle} → ${plan.target.handle} (PostgreSQL ${plan.target.version}) on ${plan.platform}`,
       ...(searchAttributes
-        ? { typedSearchAttributes: new TypedSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: sourceKey(plan) }]) }
+        ? {
+            typedSearchAttributes: new TypedSearchAttributes([
+              { key: SOURCE_ATTRIBUTE, value: sourceKey(plan) },
+            ]),
+          }
         : {}),
     });
   } catch (err) {

@@ -1,4 +1,5 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { NotFoundError } from '../errors';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { formatDuration } from '../lib/duration';
 import type { MigrationStatus, StepStatus } from '../workflows/definitions';
@@ -12,11 +13,18 @@ export interface StatusView {
   /** Heartbeat details of the running step (e.g. bytes dumped so far). */
   progress?: { activity: string; details?: unknown; attempt: number; lastFailure?: string };
   failure?: string;
+  note?: string;
 }
+
+const QUERY_DEADLINE_MS = 5000;
 
 export async function fetchStatus(client: Client, workflowId: string): Promise<StatusView> {
   const handle = client.workflow.getHandle(workflowId);
-  const description = await handle.describe();
+  const description = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError)
+      throw new NotFoundError(`no migration ${workflowId} on this Temporal server`);
+    throw err;
+  });
   const view: StatusView = { workflowId, execution: description.status.name };
   const pending = description.raw.pendingActivities?.[0];
   if (pending) {
@@ -29,9 +37,15 @@ export async function fetchStatus(client: Client, workflowId: string): Promise<S
     };
   }
   try {
-    view.status = await handle.query(statusQuery);
+    // Queries are answered by a worker; without one the server waits long. Do not make the operator wait.
+    view.status = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+      handle.query(statusQuery),
+    );
   } catch {
-    // A closed workflow with no worker to answer queries: fall back to its result or failure.
+    // No worker answered: a closed workflow falls back to its result or failure below.
+    if (description.status.name === 'RUNNING') {
+      view.note = `no worker answered within ${QUERY_DEADLINE_MS / 1000}s: is \`pgshift worker\` running for task queue ${description.taskQueue}?`;
+    }
   }
   if (description.status.name === 'COMPLETED' && !view.status) {
     view.status = (await handle.result()) as MigrationStatus;
@@ -75,13 +89,22 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
   const out: string[] = [`Migration ${view.workflowId}: ${view.execution}`];
   const s = view.status;
   if (s) {
-    out.push(`  ${s.source} → ${s.target} on ${s.platform}; phase ${s.phase}${s.currentStep ? `, step ${s.currentStep}` : ''}`);
+    out.push(
+      `  ${s.source} → ${s.target} on ${s.platform}; phase ${s.phase}${s.currentStep ? `, step ${s.currentStep}` : ''}`,
+    );
     out.push('', ...s.steps.map((step) => stepLine(step, now)));
     if (s.compensation.some((c) => c.state !== 'pending')) {
-      out.push('', '  Rollback:', ...s.compensation.filter((c) => c.state !== 'pending').map((c) => stepLine(c, now)));
+      out.push(
+        '',
+        '  Rollback:',
+        ...s.compensation.filter((c) => c.state !== 'pending').map((c) => stepLine(c, now)),
+      );
     }
     if (s.downtime.startedAt) {
-      out.push('', `  Downtime: ${formatDuration((s.downtime.endedAt ?? now) - s.downtime.startedAt)}${s.downtime.endedAt ? '' : ' so far'}`);
+      out.push(
+        '',
+        `  Downtime: ${formatDuration((s.downtime.endedAt ?? now) - s.downtime.startedAt)}${s.downtime.endedAt ? '' : ' so far'}`,
+      );
     }
     if (s.dumpBytes !== undefined) out.push(`  Dump: ${s.dumpBytes} bytes`);
     if (s.verification) {
@@ -92,7 +115,9 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
       );
     }
     if (s.cutover.waiting) {
-      const left = s.cutover.deadline ? ` (${formatDuration(Math.max(0, s.cutover.deadline - now))} left)` : '';
+      const left = s.cutover.deadline
+        ? ` (${formatDuration(Math.max(0, s.cutover.deadline - now))} left)`
+        : '';
       out.push('', `  Waiting for cutover confirmation${left}: pgshift cutover ${view.workflowId}`);
     }
     if (s.abortReason) out.push(`  Aborted: ${s.abortReason}`);
@@ -101,12 +126,15 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
   }
   if (view.progress) {
     const d = view.progress.details as { bytes?: number; phase?: string } | undefined;
-    const what = [d?.phase, d?.bytes !== undefined ? `${d.bytes} bytes` : undefined].filter(Boolean).join(', ');
+    const what = [d?.phase, d?.bytes !== undefined ? `${d.bytes} bytes` : undefined]
+      .filter(Boolean)
+      .join(', ');
     out.push(
       `  Running ${view.progress.activity} (attempt ${view.progress.attempt})${what ? `: ${what}` : ''}` +
         (view.progress.lastFailure ? `\n    last failure: ${view.progress.lastFailure}` : ''),
     );
   }
   if (view.failure) out.push('', `  Failed: ${view.failure}`);
+  if (view.note) out.push(`  ${view.note}`);
   return out.join('\n');
 }

@@ -1,0 +1,179 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { loadPlanFile } from '../plan/load';
+import { connectClient } from './temporal-client';
+import { runCommand, RefusedError } from './exit';
+import { startMigration } from './start';
+import { fetchStatus, formatStatus } from './status';
+import { listMigrations } from './list';
+import { runDev, runWorker } from './dev';
+import { localCommand } from './local-command';
+import { temporalSettings, workflowUiUrl } from '../temporal/connection';
+import {
+  abortSignal,
+  cutoverSignal,
+  deprovisionSourceSignal,
+  keepSourceSignal,
+} from '../workflows/definitions';
+
+const program = new Command('pgshift')
+  .description('Durable PostgreSQL dump-and-restore migrations on Temporal')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    // Commander's own usage errors are bad input: exit code 2 (help and version exit 0).
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+program
+  .command('start')
+  .description('validate a plan and start its migration')
+  .requiredOption('-f, --file <plan>', 'plan file (YAML or JSON)')
+  .option('--id <id>', 'workflow id (default: derived from platform, environment and source)')
+  .option('--wait', 'wait for the migration to finish, showing its progress')
+  .action((opts: { file: string; id?: string; wait?: boolean }) =>
+    runCommand(async () => {
+      const plan = loadPlanFile(opts.file);
+      const client = await connectClient();
+      const handle = await startMigration(client, plan, { id: opts.id });
+      console.log(`Started migration ${handle.workflowId}`);
+      console.log(`History: ${workflowUiUrl(temporalSettings(), handle.workflowId)}`);
+      if (!opts.wait) return;
+      return watch(handle.workflowId);
+    }),
+  );
+
+async function watch(workflowId: string, once = false, json = false): Promise<number> {
+  const client = await connectClient();
+  for (;;) {
+    const view = await fetchStatus(client, workflowId);
+    const running = view.execution === 'RUNNING';
+    if (json) {
+      if (!running || once) {
+        console.log(JSON.stringify(view, null, 2));
+      }
+    } else if (process.stdout.isTTY && !once) {
+      process.stdout.write(`\x1b[2J\x1b[H${formatStatus(view)}\n`);
+    } else if (!running || once) {
+      console.log(formatStatus(view));
+    }
+    if (!running || once) return view.execution === 'COMPLETED' || running ? 0 : 1;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+program
+  .command('status')
+  .description("a migration's steps, timings, copy progress, downtime, verification and errors")
+  .argument('<id>', 'migration (workflow) id')
+  .option('--watch', 'refresh until the migration ends')
+  .option('--json', 'machine-readable output')
+  .action((id: string, opts: { watch?: boolean; json?: boolean }) =>
+    runCommand(async () => {
+      await watch(id, !opts.watch, opts.json);
+    }),
+  );
+
+program
+  .command('cutover')
+  .description('confirm the cutover of a migration waiting for it')
+  .argument('<id>', 'migration (workflow) id')
+  .action((id: string) =>
+    runCommand(async () => {
+      const client = await connectClient();
+      const view = await fetchStatus(client, id);
+      if (view.execution !== 'RUNNING' || !view.status?.cutover.waiting) {
+        throw new RefusedError(
+          `migration ${id} is not waiting for cutover (${view.execution}${view.status?.currentStep ? `, step ${view.status.currentStep}` : ''}); nothing sent`,
+        );
+      }
+      await client.workflow.getHandle(id).signal(cutoverSignal, { by: process.env.USER });
+      console.log(`Cutover confirmed for ${id}.`);
+    }),
+  );
+
+program
+  .command('abort')
+  .description('roll a migration back (before its point of no return)')
+  .argument('<id>', 'migration (workflow) id')
+  .option('--reason <text>', 'why, for the history')
+  .action((id: string, opts: { reason?: string }) =>
+    runCommand(async () => {
+      const client = await connectClient();
+      const view = await fetchStatus(client, id);
+      if (view.execution !== 'RUNNING')
+        throw new RefusedError(`migration ${id} is not running (${view.execution}); nothing sent`);
+      if (view.status?.pointOfNoReturn) {
+        throw new RefusedError(
+          `migration ${id} is past its point of no return: services already run on the target, so it cannot be rolled back`,
+        );
+      }
+      await client.workflow
+        .getHandle(id)
+        .signal(abortSignal, { reason: opts.reason ?? 'aborted by operator' });
+      console.log(`Abort sent to ${id}; it rolls back now (pgshift status ${id} --watch).`);
+    }),
+  );
+
+program
+  .command('deprovision-source')
+  .description('confirm deprovisioning the source (plan: cleanup.deprovisionSource.mode = signal)')
+  .argument('<id>', 'migration (workflow) id')
+  .action((id: string) =>
+    runCommand(async () => {
+      const client = await connectClient();
+      const view = await fetchStatus(client, id);
+      if (view.status?.phase !== 'awaiting-source-deprovision') {
+        throw new RefusedError(`migration ${id} is not waiting to deprovision its source; nothing sent`);
+      }
+      await client.workflow.getHandle(id).signal(deprovisionSourceSignal);
+      console.log(`Source deprovisioning confirmed for ${id}.`);
+    }),
+  );
+
+program
+  .command('keep-source')
+  .description('cancel a pending deprovisioning of the source')
+  .argument('<id>', 'migration (workflow) id')
+  .action((id: string) =>
+    runCommand(async () => {
+      const client = await connectClient();
+      const view = await fetchStatus(client, id);
+      if (view.status?.phase !== 'awaiting-source-deprovision') {
+        throw new RefusedError(`migration ${id} is not waiting to deprovision its source; nothing sent`);
+      }
+      await client.workflow.getHandle(id).signal(keepSourceSignal);
+      console.log(`The source of ${id} is kept.`);
+    }),
+  );
+
+program
+  .command('list')
+  .description('migrations known to the Temporal server')
+  .option('--json', 'machine-readable output')
+  .action((opts: { json?: boolean }) => runCommand(() => listMigrations(opts.json ?? false)));
+
+program
+  .command('worker')
+  .description('run a worker for the migration task queue')
+  .action(() => runCommand(runWorker));
+
+program
+  .command('dev')
+  .description(
+    'a local Temporal dev server (UI on, history kept under the pgshift home) plus a worker, until Ctrl-C',
+  )
+  .option('--port <port>', 'frontend port', parsePort, 7233)
+  .option('--ui-port <port>', 'Web UI port', parsePort, 8233)
+  .action((opts: { port: number; uiPort: number }) => runCommand(() => runDev(opts)));
+
+program.addCommand(localCommand());
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number');
+  return n;
+}
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`pgshift: ${err.message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,95 @@
+// The pgshift command as a user runs it: exit codes 0 / 1 / 2, clear refusals, validation before any contact.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import {
+  connectTestClient,
+  testTemporalAddress,
+  uniqueTaskQueue,
+  uniqueWorkflowId,
+} from './helpers/temporal';
+import { validatePlan } from '../src/plan/load';
+
+const BIN = join(__dirname, '..', 'bin', 'pgshift.js');
+let dir: string;
+let client: Client;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pgshift-cli-'));
+  client = await connectTestClient();
+});
+
+afterAll(async () => {
+  await client?.connection.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function pgshift(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress(), PGSHIFT_HOME: dir, ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err.code as number) ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test('an invalid plan exits 2 naming the fields, before contacting Temporal', async () => {
+  const plan = join(dir, 'bad.yaml');
+  await writeFile(plan, 'platform: local\nsource: {}\ntarget: { handle: x, version: abc }\n');
+  // A Temporal address where nothing listens: reaching it would be exit 1, not 2.
+  const res = await pgshift(['start', '-f', plan], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  expect(res.code).toBe(2);
+  expect(res.stderr).toMatch(/source\.handle/);
+  expect(res.stderr).toMatch(/target\.version/);
+});
+
+test('a missing plan file and an unknown command exit 2', async () => {
+  expect((await pgshift(['start', '-f', join(dir, 'nope.yaml')])).code).toBe(2);
+  expect((await pgshift(['migrate-everything'])).code).toBe(2);
+});
+
+test('a platform this version cannot run is refused with exit 2', async () => {
+  const res = await pgshift(['start', '-f', join(__dirname, '..', 'examples', 'plan.aptible.yaml')]);
+  expect(res.code).toBe(2);
+  expect(res.stderr).toMatch(/platform "aptible" is not available/);
+});
+
+test('cutover and abort of an unknown migration exit 2', async () => {
+  const res = await pgshift(['cutover', 'pgshift-local-nowhere-nothing']);
+  expect(res.code).toBe(2);
+  expect(res.stderr).toMatch(/no migration/);
+  expect((await pgshift(['abort', 'pgshift-local-nowhere-nothing'])).code).toBe(2);
+});
+
+test('cutover is refused while the migration is not waiting for it; status answers', async () => {
+  // A migration whose task queue has no worker stays at its start: running, not waiting for cutover.
+  const id = uniqueWorkflowId('cli');
+  const plan = validatePlan({
+    platform: 'local',
+    source: { handle: 'a' },
+    target: { handle: 'b', version: '17' },
+  });
+  const handle = await client.workflow.start('migrationWorkflow', {
+    workflowId: id,
+    taskQueue: uniqueTaskQueue('cli-idle'),
+    args: [{ migrationId: id, plan }, { searchAttributes: false }],
+  });
+  try {
+    const res = await pgshift(['cutover', id]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/not waiting for cutover/);
+    const status = await pgshift(['status', id, '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ workflowId: id, execution: 'RUNNING' });
+    expect(JSON.parse(status.stdout).note).toMatch(/no worker answered/);
+  } finally {
+    await handle.terminate('test over');
+  }
+});
