@@ -105,14 +105,14 @@ async function fingerprint(conn: DatabaseConnection, skip: (table: string) => bo
   return out;
 }
 
-/** The history as text, payloads decoded (they are bytes in the protobuf), so a secret would show. */
+/** The history as text with every payload decoded (they travel base64-encoded), so a secret would show. */
 function historyText(history: unknown): string {
-  return JSON.stringify(history, (_key, value) => {
-    if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
-    if (value && value.type === 'Buffer' && Array.isArray(value.data))
-      return Buffer.from(value.data).toString('utf8');
+  const decoded: string[] = [];
+  const raw = JSON.stringify(history, (key, value) => {
+    if (key === 'data' && typeof value === 'string') decoded.push(Buffer.from(value, 'base64').toString('utf8'));
     return value;
   });
+  return `${raw}\n${decoded.join('\n')}`;
 }
 
 async function waitForGate(id: string): Promise<MigrationStatus> {

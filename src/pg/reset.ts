@@ -1,0 +1,151 @@
+import type { Client } from 'pg';
+import { type PgTarget, quoteIdent, quoteLiteral, withClient } from './connection';
+
+export interface ResetOptions {
+  /** The platform's admin role (the one connecting); it is kept, with its password. */
+  adminRole: string;
+  /** Further roles the platform itself creates on every server, kept as well. */
+  keepRoles?: readonly string[];
+}
+
+export interface ResetOutcome {
+  droppedDatabases: string[];
+  recreatedDatabases: string[];
+  droppedRoles: string[];
+}
+
+interface DatabaseShape {
+  name: string;
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+}
+
+/**
+ * Puts a target server back into the state the platform created it in, so that a retried restore does what
+ * the first attempt would have done (a restore on top of a partial one would duplicate every COPY'd row, and
+ * fail on every object that already exists).
+ *
+ * This is destructive by design and safe only because it runs solely on a target that this migration created
+ * (the platform records the creator; the caller checks it) and before the services are pointed at it: nothing
+ * on it but what an earlier attempt of this same restore wrote. It must never be called on a source.
+ *
+ * - every database except template0 is dropped; the platform's default database, `postgres` and template1
+ *   are recreated empty from template0 with their encoding and locale (template1 too, because the dump
+ *   restores objects the source kept in its template1 there, and a second restore would find them);
+ * - every role except the admin role, `postgres`, `keepRoles`, the bootstrap superuser and the built-in
+ *   `pg_*` roles is dropped.
+ */
+export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise<ResetOutcome> {
+  const keepDatabases = [...new Set([target.database, 'postgres'])];
+  const keepRoles = new Set([opts.adminRole, 'postgres', ...(opts.keepRoles ?? [])]);
+  const outcome: ResetOutcome = { droppedDatabases: [], recreatedDatabases: [], droppedRoles: [] };
+
+  // template1 is the one database guaranteed to exist on every server, whatever a partial restore did.
+  const shapes = await withClient(target, 'template1', async (client) => {
+    const force = (await serverMajor(client)) >= 13;
+    const all = await databaseShapes(client);
+    for (const db of all) {
+      if (db.name === 'template0' || db.name === 'template1' || keepDatabases.includes(db.name)) continue;
+      await dropDatabase(client, db.name, force);
+      outcome.droppedDatabases.push(db.name);
+    }
+    for (const name of keepDatabases) {
+      const shape = all.find((d) => d.name === name);
+      if (shape) await dropDatabase(client, name, force);
+      await createDatabase(
+        client,
+        name,
+        shape ?? (await defaultShape(client, name)),
+        keepRoles,
+        opts.adminRole,
+      );
+      outcome.recreatedDatabases.push(name);
+    }
+    return all;
+  });
+
+  // template1 can only be replaced from another database.
+  await withClient(target, 'postgres', async (client) => {
+    const force = (await serverMajor(client)) >= 13;
+    const shape = shapes.find((d) => d.name === 'template1');
+    if (shape) {
+      await client.query('ALTER DATABASE template1 IS_TEMPLATE false');
+      await dropDatabase(client, 'template1', force);
+      await createDatabase(client, 'template1', shape, keepRoles, opts.adminRole);
+      await client.query('ALTER DATABASE template1 IS_TEMPLATE true');
+      outcome.recreatedDatabases.push('template1');
+    }
+
+    const { rows } = await client.query<{ rolname: string }>(
+      // oid 10 is the bootstrap superuser initdb created, which cannot be dropped whatever its name.
+      `SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND oid <> 10 AND rolname <> ALL($1::text[]) ORDER BY rolname`,
+      [[...keepRoles]],
+    );
+    const roles = rows.map((r) => r.rolname);
+    if (roles.length > 0) {
+      const list = roles.map(quoteIdent).join(', ');
+      // Every database is fresh now, so what remains are privileges on shared objects (GRANT ... ON DATABASE,
+      // role memberships they granted); DROP OWNED revokes them. One statement for all, as roles may depend
+      // on each other.
+      await client.query(`DROP OWNED BY ${list}`);
+      await client.query(`DROP ROLE ${list}`);
+      outcome.droppedRoles.push(...roles);
+    }
+  });
+  return outcome;
+}
+
+async function serverMajor(client: Client): Promise<number> {
+  const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+  return Math.floor(Number(rows[0].v) / 10000);
+}
+
+async function databaseShapes(client: Client): Promise<DatabaseShape[]> {
+  const { rows } = await client.query<DatabaseShape>(
+    `SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner, pg_encoding_to_char(d.encoding) AS encoding,
+            d.datcollate AS collate, d.datctype AS ctype
+       FROM pg_database d ORDER BY d.datname`,
+  );
+  return rows;
+}
+
+/** A kept database missing altogether (a partial restore cannot drop one, but an operator might): as template0. */
+async function defaultShape(client: Client, name: string): Promise<DatabaseShape> {
+  const { rows } = await client.query<DatabaseShape>(
+    `SELECT $1::text AS name, '' AS owner, pg_encoding_to_char(encoding) AS encoding,
+            datcollate AS collate, datctype AS ctype
+       FROM pg_database WHERE datname = 'template0'`,
+    [name],
+  );
+  return rows[0];
+}
+
+async function dropDatabase(client: Client, name: string, force: boolean): Promise<void> {
+  // Sessions a killed restore left behind would block the drop; before 13 they must be ended by hand.
+  await client.query(
+    'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [name],
+  );
+  await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`);
+}
+
+/**
+ * Recreated from template0 (template1 may hold what a partial restore put there) with the same encoding and
+ * locale. The owner stays if it is a role the reset keeps; else (a restore's ALTER DATABASE ... OWNER TO moved
+ * it to a role about to be dropped) it is the admin role, as the platform creates it.
+ */
+async function createDatabase(
+  client: Client,
+  name: string,
+  shape: DatabaseShape,
+  keepRoles: Set<string>,
+  adminRole: string,
+): Promise<void> {
+  const owner = keepRoles.has(shape.owner) ? shape.owner : adminRole;
+  await client.query(
+    `CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(owner)} TEMPLATE template0 ` +
+      `ENCODING ${quoteLiteral(shape.encoding)} LC_COLLATE ${quoteLiteral(shape.collate)} LC_CTYPE ${quoteLiteral(shape.ctype)}`,
+  );
+}

@@ -1,0 +1,140 @@
+import { readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { DumpMissingError } from '../errors';
+import { findClientTools } from './client-tools';
+import { type PgTarget, libpqArgs, libpqEnv, redactFor } from './connection';
+import { fileSha256 } from './dump';
+import { abortReason, describeExit, killGroup, startProgram } from './process';
+import { type ClassifiedErrors, classifyRestoreErrors, parsePsqlErrors } from './restore-errors';
+
+export interface RestoreProgress {
+  /** How far psql has read into the dump (from /proc on Linux; undefined elsewhere). */
+  bytesRead?: number;
+  totalBytes: number;
+}
+
+export interface RestoreOutcome extends ClassifiedErrors {
+  /**
+   * psql lost its connection part way (server restart, tunnel drop): the unexpected errors say so, and the
+   * caller may prefer to reset the target and retry rather than fail the migration.
+   */
+  connectionLost: boolean;
+}
+
+export interface RestoreOptions {
+  /** Error texts (after `ERROR:`) the plan allows. */
+  expected: readonly string[];
+  /** When given, the dump must have this sha256 (it is the file the dump step wrote). */
+  sha256?: string;
+  /** Called about every few seconds while psql runs. */
+  onProgress?(progress: RestoreProgress): void;
+  signal?: AbortSignal;
+}
+
+const PROGRESS_INTERVAL_MS = 2000;
+// Thousands of errors are as conclusive as millions; the cap keeps a broken restore from eating memory.
+const STDERR_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * The guide's `psql $TARGET_URL -f dump.sql > /dev/null`: every statement runs (no ON_ERROR_STOP, as in the
+ * guide) and every error is collected and classified. Unexpected errors are returned, not thrown: the caller
+ * decides. It throws when psql cannot run or cannot connect at all, since then nothing was restored.
+ */
+export async function restoreDump(
+  target: PgTarget,
+  dumpPath: string,
+  opts: RestoreOptions,
+): Promise<RestoreOutcome> {
+  const path = resolve(dumpPath);
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => undefined,
+  );
+  if (size === undefined) {
+    throw new DumpMissingError(
+      `the dump ${path} is not on this worker (it may have been written by another worker, or removed); ` +
+        'run the migration again so the dump is taken anew, with one worker or a shared PGSHIFT_WORK_DIR',
+    );
+  }
+  if (opts.sha256 && (await fileSha256(path)) !== opts.sha256) {
+    throw new DumpMissingError(
+      `the dump ${path} changed since it was written; run the migration again to take a fresh dump`,
+    );
+  }
+  const tools = await findClientTools();
+  const realPath = await realpath(path);
+  opts.signal?.throwIfAborted();
+
+  const { child, exited } = startProgram(
+    tools.psql,
+    ['-X', '-q', ...libpqArgs(target), '-d', target.database, '-f', path],
+    // psql complains about a working directory it cannot enter; the dump's directory is always readable.
+    { env: libpqEnv(target), cwd: dirname(path), stdout: 'ignore' },
+  );
+  let stderr = '';
+  let truncated = false;
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    if (stderr.length < STDERR_LIMIT) stderr += text;
+    else truncated = true;
+  });
+  const onAbort = () => killGroup(child.pid);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = opts.onProgress
+    ? setInterval(() => {
+        void readOffset(child.pid, realPath).then((bytesRead) =>
+          opts.onProgress?.({ bytesRead, totalBytes: size }),
+        );
+      }, PROGRESS_INTERVAL_MS)
+    : undefined;
+
+  try {
+    const exit = await exited.catch((err: Error) => {
+      throw new Error(redactFor(target, `cannot run ${tools.psql}: ${err.message}`));
+    });
+    if (opts.signal?.aborted) throw abortReason(opts.signal);
+    // `psql: error: ...` without a file position means the first connection failed: nothing ran.
+    if (exit.code === 2 && /^psql: error:/.test(stderr)) {
+      throw new Error(
+        redactFor(
+          target,
+          `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ${stderr.trim()}`,
+        ),
+      );
+    }
+    const errors = parsePsqlErrors(stderr);
+    if (truncated)
+      errors.push(`psql printed more than ${STDERR_LIMIT} bytes of errors; the rest were not read`);
+    const classified = classifyRestoreErrors(
+      errors.map((e) => redactFor(target, e)),
+      opts.expected,
+    );
+    // psql stops early (and says why, classified above) when a \connect fails or the connection is lost; a
+    // non-zero exit that printed nothing still must not pass as a clean restore.
+    if (exit.code !== 0 && classified.unexpected.length === 0) {
+      classified.unexpected.push(`psql ${describeExit(exit)} before the end of the dump`);
+    }
+    opts.onProgress?.({ bytesRead: size, totalBytes: size });
+    const connectionLost = exit.code === 2 && /: error: connection to server was lost$/m.test(stderr);
+    return { ...classified, connectionLost };
+  } finally {
+    if (timer) clearInterval(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** psql's read position in the dump, from /proc/<pid>/fdinfo: the only progress psql -f can give. */
+async function readOffset(pid: number | undefined, path: string): Promise<number | undefined> {
+  if (!pid) return undefined;
+  try {
+    for (const fd of await readdir(`/proc/${pid}/fd`)) {
+      if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) !== path) continue;
+      const info = await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      const pos = /^pos:\s+(\d+)/m.exec(info);
+      return pos ? Number(pos[1]) : undefined;
+    }
+  } catch {
+    // The process ended, or this is not Linux.
+  }
+  return undefined;
+}

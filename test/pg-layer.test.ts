@@ -1,0 +1,465 @@
+// The PostgreSQL layer against real clusters: a PostgreSQL 14 source and a PostgreSQL 17 target created by
+// the local platform, dumped and restored with the real pg_dumpall and psql.
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { PreflightError } from '../src/errors';
+import type { DatabaseConnection } from '../src/platform/platform';
+import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
+import { assertCanDump, findClientTools } from '../src/pg/client-tools';
+import { type PgTarget, openClient, withClient } from '../src/pg/connection';
+import { dumpAll, fileSha256 } from '../src/pg/dump';
+import { listDatabases, serverMajorVersion, totalDatabaseSize } from '../src/pg/inspect';
+import { resetTarget } from '../src/pg/reset';
+import { restoreDump } from '../src/pg/restore';
+import { defaultExpectedErrors, errorMessageText } from '../src/pg/restore-errors';
+import { compareServers } from '../src/pg/verify';
+import { vacuumAnalyzeAll } from '../src/pg/vacuum';
+
+const ENV = 'pg-layer';
+const ADMIN = 'aptible';
+const APP_PASSWORD = 'app-secret-pw-1';
+const EXPECTED = defaultExpectedErrors(ADMIN, 'db');
+
+let home: string;
+let work: string;
+let platform: LocalPlatform;
+let source: DatabaseConnection;
+let target: DatabaseConnection;
+let dumpPath: string;
+let dumpSha: string;
+
+async function sql(t: PgTarget, db: string, text: string): Promise<void> {
+  await withClient(t, db, async (c) => {
+    await c.query(text);
+  });
+}
+
+async function scalar<T = string>(t: PgTarget, db: string, text: string): Promise<T> {
+  return withClient(t, db, async (c) => Object.values((await c.query(text)).rows[0])[0] as T);
+}
+
+async function canLogIn(t: PgTarget): Promise<boolean> {
+  try {
+    const c = await openClient(t, 'postgres');
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return check();
+}
+
+/** Sessions of other clients (pg_dump, psql) on a server, whatever database they are in. */
+async function otherSessions(t: PgTarget): Promise<number> {
+  return scalar<number>(
+    t,
+    'postgres',
+    "SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+  );
+}
+
+/** Processes whose command line mentions `text` (to see that a killed psql is really gone). */
+async function processesMentioning(text: string): Promise<number> {
+  let count = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) count++;
+  }
+  return count;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function populateSource(s: PgTarget): Promise<void> {
+  await sql(
+    s,
+    'postgres',
+    `CREATE ROLE app LOGIN PASSWORD '${APP_PASSWORD}';
+     CREATE ROLE aptible2 LOGIN PASSWORD 'another-secret';
+     CREATE ROLE reporting NOLOGIN;
+     GRANT reporting TO app;`,
+  );
+  // CREATE DATABASE cannot share a (multi-statement, hence transactional) query with anything.
+  await sql(s, 'postgres', 'CREATE DATABASE shop OWNER app');
+  await sql(s, 'postgres', 'CREATE DATABASE analytics');
+  // Text that looks like the admin password line, as a row of a one-column table: the line in the
+  // dump's COPY data starts exactly like the statement the guide's grep removes.
+  await sql(
+    s,
+    'db',
+    `CREATE TABLE notes (entry text);
+     INSERT INTO notes VALUES ('ALTER ROLE aptible WITH LOGIN PASSWORD ''from-a-row'';'), ('plain');`,
+  );
+  await sql(
+    s,
+    'shop',
+    `SET ROLE app;
+     CREATE TABLE orders (id bigserial PRIMARY KEY, doc jsonb NOT NULL, note text);
+     CREATE INDEX orders_doc ON orders USING gin (doc);
+     CREATE INDEX orders_customer ON orders ((doc->>'customer'));
+     INSERT INTO orders (doc, note)
+       SELECT jsonb_build_object('customer', 'c' || (g % 17), 'total', g * 1.5, 'tags', jsonb_build_array('a', g)),
+              CASE WHEN g % 100 = 0 THEN 'ALTER ROLE aptible PASSWORD ''in-a-column''' END
+         FROM generate_series(1, 500) g;
+     CREATE SEQUENCE invoice_no START 1000;
+     SELECT nextval('invoice_no') FROM generate_series(1, 7);
+     CREATE SEQUENCE never_used;
+     CREATE TABLE "Mixed Case ""Quoted"" t" ("Col A" int, "b c" text);
+     INSERT INTO "Mixed Case ""Quoted"" t" VALUES (1, 'x'), (2, NULL), (3, E'tab\\there');
+     CREATE TABLE measurements (id int, at date, v double precision) PARTITION BY RANGE (at);
+     CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+     CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+     INSERT INTO measurements SELECT g, date '2024-06-01' + g, g / 3.0 FROM generate_series(1, 400) g;
+     RESET ROLE;
+     CREATE TABLE big (id int PRIMARY KEY, payload text);
+     INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 150000) g;
+     GRANT SELECT ON orders TO reporting;`,
+  );
+  await sql(
+    s,
+    'analytics',
+    `CREATE SCHEMA "Reports";
+     CREATE TABLE "Reports"."daily totals" (day date PRIMARY KEY, total numeric(12,2), at timestamptz);
+     INSERT INTO "Reports"."daily totals" VALUES ('2024-01-01', 10.5, '2024-01-01 10:00+02'), ('2024-01-02', 11, NULL);`,
+  );
+  // Objects a source keeps in template1 are restored into the target's template1; a retried restore must
+  // not trip over them.
+  await sql(s, 'template1', 'CREATE TABLE tpl_marker (x int); INSERT INTO tpl_marker VALUES (1);');
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'pgshift-pg-layer-'));
+  work = await mkdtemp(join(tmpdir(), 'pgshift-pg-layer-work-'));
+  dumpPath = join(work, 'dumps', 'dump.sql');
+  platform = createLocalPlatform({ home });
+  const spec = { environment: ENV, diskSizeGb: 1, containerSizeMb: 512, createdBy: 'pg-layer-test' };
+  await Promise.all([
+    platform.createDatabase({ ...spec, handle: 'source14', version: '14' }),
+    platform.createDatabase({ ...spec, handle: 'target17', version: '17' }),
+  ]);
+  source = await platform.connect('source14', ENV);
+  target = await platform.connect('target17', ENV);
+  await populateSource(source);
+});
+
+afterAll(async () => {
+  await source?.close();
+  await target?.close();
+  // Stops the clusters and removes them with the home.
+  await platform?.destroy();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('client tools and inspection', () => {
+  it('finds pg_dumpall, pg_dump and psql and their major version', async () => {
+    const tools = await findClientTools();
+    expect(tools.version).toBeGreaterThanOrEqual(14);
+    expect(tools.pgDumpall).toMatch(/pg_dumpall$/);
+    expect(tools.psql).toMatch(/psql$/);
+    expect(tools.pgDump).toMatch(/pg_dump$/);
+  });
+
+  it('tells the operator to install the client tools when they are missing', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'pgshift-no-tools-'));
+    const saved = process.env.PGSHIFT_PG_BIN;
+    process.env.PGSHIFT_PG_BIN = empty;
+    try {
+      const err = await findClientTools().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PreflightError);
+      expect((err as Error).message).toMatch(/pg_dumpall, psql, pg_dump not found in PGSHIFT_PG_BIN/);
+      expect((err as Error).message).toMatch(/postgresql-client/);
+    } finally {
+      if (saved === undefined) delete process.env.PGSHIFT_PG_BIN;
+      else process.env.PGSHIFT_PG_BIN = saved;
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a client older than the server it must dump', () => {
+    expect(() => assertCanDump(15, 14)).not.toThrow();
+    expect(() => assertCanDump(15, 15)).not.toThrow();
+    expect(() => assertCanDump(15, 17)).toThrow(PreflightError);
+    expect(() => assertCanDump(15, 17)).toThrow(/postgresql-client-17/);
+    expect(() => assertCanDump(16, 9.1)).toThrow(PreflightError);
+  });
+
+  it('reads the versions, databases and size of both servers', async () => {
+    expect(await serverMajorVersion(source)).toBe(14);
+    expect(await serverMajorVersion(target)).toBe(17);
+    expect(await listDatabases(source)).toEqual(['analytics', 'db', 'postgres', 'shop']);
+    expect(await listDatabases(target)).toEqual(['db', 'postgres']);
+    expect(await totalDatabaseSize(source)).toBeGreaterThan(20 * 1024 * 1024);
+  });
+});
+
+describe('dump', () => {
+  it('dumps the source without the admin password line, keeping data that looks like it', async () => {
+    const progress: number[] = [];
+    const result = await dumpAll(source, dumpPath, { adminRole: ADMIN, onProgress: (b) => progress.push(b) });
+    dumpSha = result.sha256;
+
+    const text = await readFile(dumpPath, 'latin1');
+    expect(result.bytes).toBe(Buffer.byteLength(text, 'latin1'));
+    expect(result.sha256).toBe(await fileSha256(dumpPath));
+    expect(result.droppedLines).toBe(1);
+    expect(progress.at(-1)).toBe(result.bytes);
+    expect((await stat(dumpPath)).mode & 0o777).toBe(0o600);
+    expect(await exists(`${dumpPath}.partial`)).toBe(false);
+
+    expect(text).not.toMatch(/^ALTER ROLE aptible WITH .*PASSWORD 'SCRAM-SHA-256/m);
+    expect(text).toMatch(/^CREATE ROLE aptible;$/m);
+    // Other roles keep their password hashes: they must log in on the target as before.
+    expect(text).toMatch(/^ALTER ROLE app WITH .*PASSWORD 'SCRAM-SHA-256/m);
+    expect(text).toMatch(/^ALTER ROLE aptible2 WITH .*PASSWORD 'SCRAM-SHA-256/m);
+    // The rows the guide's grep would have deleted.
+    expect(text).toContain("\nALTER ROLE aptible WITH LOGIN PASSWORD 'from-a-row';\n");
+    expect(text.match(/\tALTER ROLE aptible PASSWORD 'in-a-column'\n/g)).toHaveLength(5);
+    // Recent pg_dumpall protects each script with \restrict ... \unrestrict; both must survive.
+    const restricts = text.match(/^\\restrict \S+$/gm) ?? [];
+    expect(restricts.length).toBe((text.match(/^\\unrestrict \S+$/gm) ?? []).length);
+  });
+
+  it('dumps the schema only when asked', async () => {
+    const path = join(work, 'schema', 'schema.sql');
+    const result = await dumpAll(source, path, { adminRole: ADMIN, schemaOnly: true });
+    const text = await readFile(path, 'utf8');
+    expect(result.droppedLines).toBe(1);
+    expect(text).toContain('CREATE TABLE public.orders');
+    expect(text).not.toMatch(/^COPY /m);
+  });
+
+  it('stops pg_dumpall when cancelled and leaves no file behind', async () => {
+    const path = join(work, 'cancelled', 'dump.sql');
+    const controller = new AbortController();
+    const started = Date.now();
+    const err = await dumpAll(source, path, {
+      adminRole: ADMIN,
+      signal: controller.signal,
+      onProgress: () => controller.abort(new Error('cancelled by test')),
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('cancelled by test');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // pg_dumpall and the pg_dump it started are gone, so are their sessions.
+    expect(await waitFor(async () => (await otherSessions(source)) === 0, 10_000)).toBe(true);
+    expect(await exists(path)).toBe(false);
+    expect(await exists(`${path}.partial`)).toBe(false);
+  });
+
+  it('redacts the password from its errors', async () => {
+    const bad = { ...source, database: `missing_${source.password}` };
+    const path = join(work, 'failed', 'dump.sql');
+    const err = (await dumpAll(bad, path, { adminRole: ADMIN }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/pg_dumpall exited with code 1/);
+    expect(err.message).toContain('missing_***');
+    expect(err.message).not.toContain(source.password);
+    expect(await exists(`${path}.partial`)).toBe(false);
+  });
+});
+
+describe('restore', () => {
+  let firstReport: Awaited<ReturnType<typeof compareServers>>;
+
+  it('restores into PostgreSQL 17 with only the expected errors, and the target matches', async () => {
+    const progress: unknown[] = [];
+    const result = await restoreDump(target, dumpPath, {
+      expected: EXPECTED,
+      sha256: dumpSha,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(result.unexpected).toEqual([]);
+    expect(result.connectionLost).toBe(false);
+    const size = (await stat(dumpPath)).size;
+    expect(progress.at(-1)).toEqual({ bytesRead: size, totalBytes: size });
+    expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
+
+    firstReport = await compareServers(source, target);
+    expect(firstReport.mismatches).toEqual([]);
+    expect(firstReport.ok).toBe(true);
+    expect(firstReport.databases.map((d) => d.name)).toEqual(['analytics', 'db', 'postgres', 'shop']);
+    const shop = firstReport.databases.find((d) => d.name === 'shop')!;
+    expect(shop.tables.map((t) => [t.name, t.sourceRows, t.targetRows])).toEqual([
+      ['Mixed Case "Quoted" t', 3, 3],
+      ['big', 150000, 150000],
+      ['measurements_2024', 213, 213],
+      ['measurements_2025', 187, 187],
+      ['orders', 500, 500],
+    ]);
+    expect(shop.sequences).toEqual([
+      { schema: 'public', name: 'invoice_no', sourceValue: '1006', targetValue: '1006', match: true },
+      {
+        schema: 'public',
+        name: 'never_used',
+        sourceValue: '1 (not yet used)',
+        targetValue: '1 (not yet used)',
+        match: true,
+      },
+      { schema: 'public', name: 'orders_id_seq', sourceValue: '500', targetValue: '500', match: true },
+    ]);
+    expect(firstReport.rowsVerified).toBe(2 + 3 + 150000 + 400 + 500 + 2);
+    expect(
+      await scalar(target, 'db', "SELECT count(*)::int FROM notes WHERE entry LIKE 'ALTER ROLE aptible%'"),
+    ).toBe(1);
+    expect(
+      await scalar(target, 'shop', "SELECT count(*)::int FROM orders WHERE doc->>'customer' = 'c3'"),
+    ).toBe(30);
+  });
+
+  it('leaves the target admin password alone and brings the other roles with theirs', async () => {
+    expect(source.password).not.toBe(target.password);
+    expect(await canLogIn(target)).toBe(true);
+    expect(await canLogIn({ ...target, password: source.password })).toBe(false);
+    expect(await canLogIn({ ...target, user: 'app', password: APP_PASSWORD })).toBe(true);
+  });
+
+  it('after resetTarget, a second restore gives exactly the first result (no duplicated rows)', async () => {
+    // Sessions left on the target (say, by a killed restore) must not block the reset.
+    const leftovers = await Promise.all(['shop', 'db', 'template1'].map((db) => openClient(target, db)));
+    const reset = await resetTarget(target, { adminRole: ADMIN }).finally(() =>
+      Promise.all(leftovers.map((c) => c.end().catch(() => undefined))),
+    );
+    expect(reset.droppedDatabases.sort()).toEqual(['analytics', 'shop']);
+    expect(reset.recreatedDatabases.sort()).toEqual(['db', 'postgres', 'template1']);
+    expect(reset.droppedRoles.sort()).toEqual(['app', 'aptible2', 'reporting']);
+    expect(await listDatabases(target)).toEqual(['db', 'postgres']);
+    expect(await scalar(target, 'db', "SELECT to_regclass('public.notes')::text")).toBeNull();
+    expect(await canLogIn(target)).toBe(true);
+
+    const result = await restoreDump(target, dumpPath, { expected: EXPECTED });
+    expect(result.unexpected).toEqual([]);
+    expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
+    const second = await compareServers(source, target);
+    expect(second).toEqual(firstReport);
+    expect(await scalar(target, 'template1', 'SELECT count(*)::int FROM tpl_marker')).toBe(1);
+  });
+
+  it('vacuums and analyzes every database', async () => {
+    expect(await vacuumAnalyzeAll(target)).toEqual(['analytics', 'db', 'postgres', 'shop']);
+    expect(
+      await scalar(target, 'shop', "SELECT count(*)::int FROM pg_stats WHERE tablename = 'orders'"),
+    ).toBeGreaterThan(0);
+  });
+
+  it('reports changed, missing and extra rows, sequences and databases as mismatches', async () => {
+    await sql(target, 'shop', "UPDATE orders SET note = 'changed' WHERE id = 7");
+    await sql(target, 'analytics', 'DELETE FROM "Reports"."daily totals" WHERE total = 11');
+    await sql(target, 'shop', "SELECT setval('invoice_no', 5000)");
+    const report = await compareServers(source, target);
+    expect(report.ok).toBe(false);
+    expect(report.mismatches).toEqual([
+      'analytics.Reports.daily totals: source 2 rows, target 1',
+      expect.stringMatching(
+        /^shop\.public\.orders: source 500 rows, target 500, but the rows differ \(md5 \w{32} vs \w{32}\)$/,
+      ),
+      'shop.public.invoice_no: sequence source at 1006, target at 5000',
+    ]);
+    expect(
+      report.databases.find((d) => d.name === 'shop')!.tables.find((t) => t.name === 'orders')!.match,
+    ).toBe(false);
+
+    await sql(target, 'postgres', 'DROP DATABASE analytics');
+    expect((await compareServers(source, target)).mismatches).toContain(
+      'analytics: database missing on target',
+    );
+  });
+});
+
+describe('unexpected restore errors', () => {
+  it('reports a statement the target rejects, and still restores the rest', async () => {
+    await resetTarget(target, { adminRole: ADMIN });
+    const edited = join(work, 'edited', 'dump.sql');
+    const original = await readFile(dumpPath, 'utf8');
+    await mkdir(dirname(edited), { recursive: true });
+    await writeFile(
+      edited,
+      original.replace('\n\\connect shop\n', '\n\\connect shop\nCREATE TABLE broken (x no_such_type);\n'),
+    );
+    const result = await restoreDump(target, edited, { expected: EXPECTED });
+    expect(result.unexpected).toEqual([
+      expect.stringMatching(
+        /^psql:.*dump\.sql:\d+: ERROR: {2}type "no_such_type" does not exist\nLINE 1: CREATE TABLE broken/,
+      ),
+    ]);
+    expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
+    expect(await scalar(target, 'shop', 'SELECT count(*)::int FROM orders')).toBe(500);
+  });
+
+  it('reports a source setting that PostgreSQL 17 no longer knows', async () => {
+    // force_parallel_mode was renamed in PostgreSQL 16; a role setting using it cannot be restored.
+    await sql(source, 'postgres', "ALTER ROLE app SET force_parallel_mode = 'off'");
+    try {
+      const path = join(work, 'old-setting', 'dump.sql');
+      await dumpAll(source, path, { adminRole: ADMIN });
+      await resetTarget(target, { adminRole: ADMIN });
+      const result = await restoreDump(target, path, { expected: EXPECTED });
+      expect(result.unexpected).toHaveLength(1);
+      expect(result.unexpected[0]).toMatch(
+        /ERROR: {2}unrecognized configuration parameter "force_parallel_mode"/,
+      );
+    } finally {
+      await sql(source, 'postgres', 'ALTER ROLE app RESET force_parallel_mode');
+    }
+  });
+
+  it('reports a connection lost part way as unexpected, and says so', async () => {
+    const path = join(work, 'lost', 'dump.sql');
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, 'SELECT pg_sleep(30);\nCREATE TABLE never_reached (x int);\n');
+    const killer = waitFor(
+      async () =>
+        (await scalar<number>(
+          target,
+          'postgres',
+          "SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND pid <> pg_backend_pid()",
+        )) > 0,
+      10_000,
+    );
+    const result = await restoreDump(target, path, { expected: EXPECTED });
+    expect(await killer).toBe(true);
+    expect(result.connectionLost).toBe(true);
+    expect(result.unexpected[0]).toMatch(/FATAL: {2}terminating connection due to administrator command/);
+    expect(result.unexpected.at(-1)).toMatch(/error: connection to server was lost$/);
+    expect(await scalar(target, 'db', "SELECT to_regclass('never_reached')::text")).toBeNull();
+  });
+
+  it('throws, redacted, when psql cannot connect at all', async () => {
+    const err = (await restoreDump({ ...target, database: `nope_${target.password}` }, dumpPath, {
+      expected: EXPECTED,
+    }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/psql cannot connect/);
+    expect(err.message).toContain('nope_***');
+    expect(err.message).not.toContain(target.password);
+  });
+
+  it('stops psql when cancelled', async () => {
+    const slow = join(work, 'slow', 'slow.sql');
+    await mkdir(dirname(slow), { recursive: true });
+    await writeFile(slow, 'SELECT pg_sleep(60);\n');
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('restore cancelled by test')), 1000);
+    let runningBeforeCancel = 0;
+    setTimeout(() => void processesMentioning(slow).then((n) => (runningBeforeCancel = n)), 500);
+    const started = Date.now();
+    const err = (await restoreDump(target, slow, { expected: EXPECTED, signal: controller.signal }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.message).toBe('restore cancelled by test');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(runningBeforeCancel).toBe(1);
+    expect(await waitFor(async () => (await processesMentioning(slow)) === 0, 5000)).toBe(true);
+  });
+});
