@@ -11,7 +11,8 @@ import { createPgshiftWorker } from '../src/worker/run-worker';
 import { startMigration } from '../src/client/start';
 import { validatePlan } from '../src/plan/load';
 import type { Plan, PlanInput } from '../src/plan/schema';
-import { loadSampleData, withClient } from '../src/demo/sample-data';
+import { loadSampleData } from '../src/demo/sample-data';
+import { withClient } from '../src/pg/connection';
 import {
   cutoverSignal,
   statusQuery,
@@ -109,7 +110,8 @@ async function fingerprint(conn: DatabaseConnection, skip: (table: string) => bo
 function historyText(history: unknown): string {
   const decoded: string[] = [];
   const raw = JSON.stringify(history, (key, value) => {
-    if (key === 'data' && typeof value === 'string') decoded.push(Buffer.from(value, 'base64').toString('utf8'));
+    if (key === 'data' && typeof value === 'string')
+      decoded.push(Buffer.from(value, 'base64').toString('utf8'));
     return value;
   });
   return `${raw}\n${decoded.join('\n')}`;

@@ -1,11 +1,11 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
 import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
-import { DumpMissingError, UnexpectedRestoreErrors } from '../errors';
-import { dumpAll, fileSha256 } from '../pg/dump';
+import { UnexpectedRestoreErrors } from '../errors';
+import { dumpAll } from '../pg/dump';
 import { resetTarget } from '../pg/reset';
 import { restoreDump } from '../pg/restore';
 
@@ -38,16 +38,24 @@ export async function restoreTarget(
   const { target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
-    await assertDumpIntact(dump);
     const conn = await scope.connect(target.handle, target.environment);
     scope.progress({ phase: 'resetting target' });
     await resetTarget(conn, { adminRole: platform.adminRole });
     scope.progress({ phase: 'restoring', bytes: dump.bytes });
     const result = await restoreDump(conn, dump.path, {
       expected: expectedErrorsFor(platform, input.plan),
+      // The dump may have been written on another worker: the check raises DumpMissingError and the
+      // workflow dumps again.
+      sha256: dump.sha256,
       signal: cancellationSignal(),
-      onProgress: () => scope.progress({ phase: 'restoring', bytes: dump.bytes }),
+      onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
     });
+    if (result.connectionLost) {
+      // A dropped tunnel or a restarted server is worth a retry: the next attempt resets the target first.
+      throw new Error(
+        'the connection to the target was lost during the restore; it is retried from a reset target',
+      );
+    }
     if (result.unexpected.length > 0) {
       throw new UnexpectedRestoreErrors(
         unexpectedErrorsMessage('the restore failed', result.unexpected),
@@ -56,16 +64,4 @@ export async function restoreTarget(
     }
     return { expectedErrors: result.expected };
   });
-}
-
-async function assertDumpIntact(dump: DumpResult): Promise<void> {
-  const size = await stat(dump.path).then(
-    (s) => s.size,
-    () => undefined,
-  );
-  if (size !== dump.bytes || (await fileSha256(dump.path)) !== dump.sha256) {
-    throw new DumpMissingError(
-      `the dump ${dump.path} is missing or changed on this worker (size ${size ?? 'none'}, expected ${dump.bytes}); it must be dumped again`,
-    );
-  }
 }

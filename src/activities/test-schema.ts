@@ -51,8 +51,9 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
       const result = await restoreDump(scratch, path, {
         expected: expectedErrorsFor(platform, plan),
         signal: cancellationSignal(),
-        onProgress: () => scope.progress({ phase: 'restoring schema' }),
+        onProgress: (p) => scope.progress({ phase: 'restoring schema', ...p }),
       });
+      if (result.connectionLost) throw new Error('the connection to the scratch database was lost; retrying');
       if (result.unexpected.length > 0) {
         throw new UnexpectedRestoreErrors(
           unexpectedErrorsMessage(

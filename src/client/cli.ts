@@ -3,7 +3,8 @@ import { loadPlanFile } from '../plan/load';
 import { connectClient } from './temporal-client';
 import { runCommand, RefusedError } from './exit';
 import { startMigration } from './start';
-import { fetchStatus, formatStatus } from './status';
+import { fetchStatus, formatStatus, type StatusView } from './status';
+import type { WorkflowHandle } from '@temporalio/client';
 import { listMigrations } from './list';
 import { runDev, runWorker } from './dev';
 import { localCommand } from './local-command';
@@ -72,22 +73,45 @@ program
     }),
   );
 
+/**
+ * Sends a signal only when the migration is in a state where it means something; otherwise refuses
+ * with the reason (exit 2) and sends nothing, so a stray signal never lands in the history.
+ */
+async function signalWhen(
+  id: string,
+  refusal: (view: StatusView) => string | undefined,
+  send: (handle: WorkflowHandle) => Promise<void>,
+  done: string,
+): Promise<void> {
+  const client = await connectClient();
+  const view = await fetchStatus(client, id);
+  const reason = view.execution !== 'RUNNING' ? `it is not running (${view.execution})` : refusal(view);
+  if (reason) throw new RefusedError(`migration ${id}: ${reason}; nothing sent`);
+  await send(client.workflow.getHandle(id));
+  console.log(done);
+}
+
+const notAwaitingSourceDeprovision = (view: StatusView) =>
+  view.status?.phase === 'awaiting-source-deprovision'
+    ? undefined
+    : 'it is not waiting to deprovision its source';
+
 program
   .command('cutover')
   .description('confirm the cutover of a migration waiting for it')
   .argument('<id>', 'migration (workflow) id')
   .action((id: string) =>
-    runCommand(async () => {
-      const client = await connectClient();
-      const view = await fetchStatus(client, id);
-      if (view.execution !== 'RUNNING' || !view.status?.cutover.waiting) {
-        throw new RefusedError(
-          `migration ${id} is not waiting for cutover (${view.execution}${view.status?.currentStep ? `, step ${view.status.currentStep}` : ''}); nothing sent`,
-        );
-      }
-      await client.workflow.getHandle(id).signal(cutoverSignal, { by: process.env.USER });
-      console.log(`Cutover confirmed for ${id}.`);
-    }),
+    runCommand(() =>
+      signalWhen(
+        id,
+        (view) =>
+          view.status?.cutover.waiting
+            ? undefined
+            : `it is not waiting for cutover${view.status?.currentStep ? ` (step ${view.status.currentStep})` : ''}`,
+        (handle) => handle.signal(cutoverSignal, { by: process.env.USER }),
+        `Cutover confirmed for ${id}.`,
+      ),
+    ),
   );
 
 program
@@ -96,21 +120,17 @@ program
   .argument('<id>', 'migration (workflow) id')
   .option('--reason <text>', 'why, for the history')
   .action((id: string, opts: { reason?: string }) =>
-    runCommand(async () => {
-      const client = await connectClient();
-      const view = await fetchStatus(client, id);
-      if (view.execution !== 'RUNNING')
-        throw new RefusedError(`migration ${id} is not running (${view.execution}); nothing sent`);
-      if (view.status?.pointOfNoReturn) {
-        throw new RefusedError(
-          `migration ${id} is past its point of no return: services already run on the target, so it cannot be rolled back`,
-        );
-      }
-      await client.workflow
-        .getHandle(id)
-        .signal(abortSignal, { reason: opts.reason ?? 'aborted by operator' });
-      console.log(`Abort sent to ${id}; it rolls back now (pgshift status ${id} --watch).`);
-    }),
+    runCommand(() =>
+      signalWhen(
+        id,
+        (view) =>
+          view.status?.pointOfNoReturn
+            ? 'it is past its point of no return: services already run on the target, so it cannot be rolled back'
+            : undefined,
+        (handle) => handle.signal(abortSignal, { reason: opts.reason ?? 'aborted by operator' }),
+        `Abort sent to ${id}; it rolls back now (pgshift status ${id} --watch).`,
+      ),
+    ),
   );
 
 program
@@ -118,15 +138,14 @@ program
   .description('confirm deprovisioning the source (plan: cleanup.deprovisionSource.mode = signal)')
   .argument('<id>', 'migration (workflow) id')
   .action((id: string) =>
-    runCommand(async () => {
-      const client = await connectClient();
-      const view = await fetchStatus(client, id);
-      if (view.status?.phase !== 'awaiting-source-deprovision') {
-        throw new RefusedError(`migration ${id} is not waiting to deprovision its source; nothing sent`);
-      }
-      await client.workflow.getHandle(id).signal(deprovisionSourceSignal);
-      console.log(`Source deprovisioning confirmed for ${id}.`);
-    }),
+    runCommand(() =>
+      signalWhen(
+        id,
+        notAwaitingSourceDeprovision,
+        (handle) => handle.signal(deprovisionSourceSignal),
+        `Source deprovisioning confirmed for ${id}.`,
+      ),
+    ),
   );
 
 program
@@ -134,15 +153,14 @@ program
   .description('cancel a pending deprovisioning of the source')
   .argument('<id>', 'migration (workflow) id')
   .action((id: string) =>
-    runCommand(async () => {
-      const client = await connectClient();
-      const view = await fetchStatus(client, id);
-      if (view.status?.phase !== 'awaiting-source-deprovision') {
-        throw new RefusedError(`migration ${id} is not waiting to deprovision its source; nothing sent`);
-      }
-      await client.workflow.getHandle(id).signal(keepSourceSignal);
-      console.log(`The source of ${id} is kept.`);
-    }),
+    runCommand(() =>
+      signalWhen(
+        id,
+        notAwaitingSourceDeprovision,
+        (handle) => handle.signal(keepSourceSignal),
+        `The source of ${id} is kept.`,
+      ),
+    ),
   );
 
 program

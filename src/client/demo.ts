@@ -16,7 +16,8 @@ import { startMigration } from './start';
 import { fetchStatus, formatStatus } from './status';
 import { runCommand } from './exit';
 import { formatDuration } from '../lib/duration';
-import { loadSampleData, withClient } from '../demo/sample-data';
+import { loadSampleData } from '../demo/sample-data';
+import { withClient } from '../pg/connection';
 import { cutoverSignal, type MigrationStatus, type MigrationSummary } from '../workflows/definitions';
 
 const REPO = join(__dirname, '..', '..');

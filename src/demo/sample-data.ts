@@ -1,4 +1,4 @@
-import { Client } from 'pg';
+import { withClient } from '../pg/connection';
 import type { DatabaseConnection } from '../platform/platform';
 
 // Sample data that exercises what a real dump and restore must carry: two databases, extra roles
@@ -33,26 +33,6 @@ INSERT INTO items SELECT 'SKU-' || i, i * 3, jsonb_build_object('color', (ARRAY[
 CREATE TABLE "Audit Log" (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "What" text);
 INSERT INTO "Audit Log" ("What") SELECT 'entry ' || i FROM generate_series(1, 250) i;
 `;
-
-export async function withClient<T>(
-  conn: DatabaseConnection,
-  database: string,
-  body: (c: Client) => Promise<T>,
-): Promise<T> {
-  const client = new Client({
-    host: conn.host,
-    port: conn.port,
-    user: conn.user,
-    password: conn.password,
-    database,
-  });
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end();
-  }
-}
 
 export async function loadSampleData(conn: DatabaseConnection): Promise<void> {
   await withClient(conn, conn.database, async (c) => {

@@ -7,20 +7,24 @@ import { parseDuration } from '../lib/duration';
 
 const handle = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,62}$/,
+    'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
+  );
 
 const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
   message: 'must be a duration such as "30m", "24h" or "7d"',
 });
 
-const majorVersion = z.coerce
-  .string()
-  .regex(/^\d+$/, 'must be a PostgreSQL major version such as "17"');
+const majorVersion = z.coerce.string().regex(/^\d+$/, 'must be a PostgreSQL major version such as "17"');
 
 export const serviceSchema = z
   .object({
     app: handle.describe('The app (as in `aptible apps`) that runs the service'),
-    service: z.string().min(1, 'must not be empty').describe('The service (process type) of the app, e.g. "cmd" or "web"'),
+    service: z
+      .string()
+      .min(1, 'must not be empty')
+      .describe('The service (process type) of the app, e.g. "cmd" or "web"'),
   })
   .strict();
 
