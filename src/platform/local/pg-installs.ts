@@ -1,5 +1,7 @@
-import { access, constants } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, chmod, constants, cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, parse } from 'node:path';
+import { withLock } from './lock';
 
 /** PostgreSQL server binaries of one major version. */
 export interface PgInstall {
@@ -77,4 +79,35 @@ async function hasServerBinaries(binDir: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A clone of the project may sit where the unprivileged server user cannot reach (a 0700 home or temp
+ * directory). Then the package's native tree (bin, lib, share: the binaries find their libraries relative
+ * to themselves) is copied once to a world-readable place and used from there.
+ */
+export async function relocateInstall(install: PgInstall, root: string): Promise<PgInstall> {
+  const nativeDir = dirname(install.binDir);
+  const digest = createHash('sha256').update(nativeDir).digest('hex').slice(0, 12);
+  const dest = join(root, 'installs', `${install.major}-${digest}`);
+  const done = join(dest, '.complete');
+  await mkdir(dirname(dest), { recursive: true, mode: 0o755 });
+  await chmod(root, 0o755);
+  await chmod(dirname(dest), 0o755);
+  // A worker and a CLI may both need it at once: one copies, the other waits.
+  await withLock(join(root, 'locks', `install-${install.major}-${digest}.lock`), async () => {
+    if (await exists(done)) return;
+    await rm(dest, { recursive: true, force: true });
+    await cp(nativeDir, dest, { recursive: true, verbatimSymlinks: true });
+    await chmod(dest, 0o755);
+    await writeFile(done, `${nativeDir}\n`);
+  });
+  return { ...install, binDir: join(dest, 'bin') };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
