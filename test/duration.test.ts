@@ -7,6 +7,8 @@ test('parses the ms notation Temporal timers accept', () => {
   expect(parseDuration('0s')).toBeUndefined();
   expect(parseDuration('soon')).toBeUndefined();
   expect(parseDuration('1h30m')).toBeUndefined();
+  expect(parseDuration('366d')).toBe(366 * 86_400_000);
+  expect(parseDuration('999999999d')).toBeUndefined();
 });
 
 test('formats without rounding up into an impossible 60th second or minute', () => {

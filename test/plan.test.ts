@@ -143,7 +143,7 @@ describe('validatePlan', () => {
 
   it('says "soon" is not a duration', () => {
     expect(problems({ ...minimal(), cutover: { timeout: 'soon' } })).toEqual([
-      'cutover.timeout: must be a duration such as "30m", "24h" or "7d"',
+      'cutover.timeout: must be a duration such as "30m", "24h" or "7d", at most 366d',
     ]);
   });
 
@@ -211,7 +211,7 @@ describe('validatePlan', () => {
       'target.handle: is required',
       'target.version: must be a PostgreSQL major version such as "17"',
       'target.diskSize: Too small: expected number to be >0',
-      'cutover.timeout: must be a duration such as "30m", "24h" or "7d"',
+      'cutover.timeout: must be a duration such as "30m", "24h" or "7d", at most 366d',
       'cutover.onTimeout: Invalid option: expected one of "abort"|"proceed"',
       'extra: is not a known field',
     ]);

@@ -287,8 +287,8 @@ test('an unexpected restore error rolls back in reverse order, only what was att
       'scaleServicesDown',
       'dumpSource',
       'restoreTarget',
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -309,8 +309,8 @@ test('an unexpected restore error rolls back in reverse order, only what was att
     expect(stepOf(status, 'restore').error).toContain('syntax error');
     expect(stepOf(status, 'verify').state).toBe('pending');
     expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
-      ['removeDump', 'done'],
       ['scaleServicesUp', 'done'],
+      ['removeDump', 'done'],
       ['deprovisionTarget', 'done'],
       ['purgeTargetBackups', 'done'],
     ]);
@@ -334,8 +334,8 @@ test('a failing compensation step is recorded and the others still run', async (
     const failure = await failureOf(handle);
     expect(names()).toEqual([
       ...FORWARD,
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -346,14 +346,35 @@ test('a failing compensation step is recorded and the others still run', async (
 
     const status = await handle.query(statusQuery);
     expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
-      ['removeDump', 'done'],
       ['scaleServicesUp', 'failed'],
+      ['removeDump', 'done'],
       ['deprovisionTarget', 'done'],
       ['purgeTargetBackups', 'done'],
     ]);
-    expect(status.compensation[1].error).toContain('app shop does not exist any more');
+    expect(status.compensation[0].error).toContain('app shop does not exist any more');
     expect(status.errors.some((e) => e.includes('Scale services back up on the source'))).toBe(true);
     expect(status.verification?.ok).toBe(false);
+    expect(status.downtime.endedAt).toBeUndefined();
+  });
+});
+
+test('when reverting the config fails, services stay down and the target is kept', async () => {
+  // Starting services whose config may still name the target, then removing that target, would be an outage.
+  const { activities, names } = stubs({
+    updateServiceConfig: async () => {
+      throw new PlatformError('config:set rejected');
+    },
+    revertServiceConfig: async () => {
+      throw new PlatformError('config:set rejected again');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await failureOf(handle);
+    expect(names()).toEqual([...FORWARD, 'updateServiceConfig', 'revertServiceConfig']);
+    const status = await handle.query(statusQuery);
+    expect(status.compensation.map((c) => [c.name, c.state])).toEqual([['revertServiceConfig', 'failed']]);
+    expect(status.errors.some((e) => e.includes('left at zero and the target kept'))).toBe(true);
+    expect(status.pointOfNoReturn).toBe(false);
     expect(status.downtime.endedAt).toBeUndefined();
   });
 });
@@ -386,8 +407,8 @@ test('cutover timeout with onTimeout abort rolls back', async () => {
     const failure = await failureOf(handle);
     expect(names()).toEqual([
       ...FORWARD,
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -446,8 +467,8 @@ test('abort while waiting at the gate rolls back, with the reason', async () => 
     const failure = await failureOf(handle);
     expect(names()).toEqual([
       ...FORWARD,
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -593,8 +614,8 @@ test('a dump missing twice rolls back', async () => {
     expect(names().filter((n) => n === 'dumpSource')).toHaveLength(2);
     expect(names().filter((n) => n === 'restoreTarget')).toHaveLength(2);
     expect(names().slice(-4)).toEqual([
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -671,8 +692,8 @@ test('cancelling the workflow during the dump cancels the dump and rolls back', 
       'createTarget',
       'scaleServicesDown',
       'dumpSource',
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);
@@ -703,8 +724,8 @@ test('an abort during a running step cancels it and rolls back', async () => {
       'during "Dump the data": maintenance window over',
     );
     expect(names().slice(-4)).toEqual([
-      'removeDump',
       'scaleServicesUp',
+      'removeDump',
       'deprovisionTarget',
       'purgeTargetBackups',
     ]);

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { log } from '@temporalio/activity';
 import type { MigrationInput, PurgeResult } from './contract';
-import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
+import { type ActivityDeps, dumpPathOf, ownerLabel, platformOf } from './deps';
 import { withScope } from './scope';
 
 /** The guide's last step; the workflow only calls it when the plan asks for it. */
@@ -19,7 +19,7 @@ export async function deprovisionTarget(deps: ActivityDeps, input: MigrationInpu
   await withScope(platform, async () => {
     const existing = await platform.getDatabase(target.handle, target.environment);
     if (!existing) return;
-    if (existing.createdBy !== undefined && existing.createdBy !== input.migrationId) {
+    if (existing.createdBy !== undefined && existing.createdBy !== ownerLabel(input)) {
       log.warn('target not deprovisioned: another migration created it', { handle: target.handle });
       return;
     }

@@ -6,6 +6,11 @@ export interface MigrationInput {
   /** The workflow id; also the label a platform stores on the target it creates. */
   migrationId: string;
   plan: Plan;
+  /**
+   * The workflow run, set by the workflow. What a run creates is labelled with it, so a later run of the
+   * same plan never mistakes a database an earlier run made (and perhaps put in service) for its own.
+   */
+  runId?: string;
 }
 
 export interface ServiceRef {

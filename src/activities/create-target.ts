@@ -1,5 +1,5 @@
 import type { CreateTargetResult, MigrationInput } from './contract';
-import { type ActivityDeps, platformOf } from './deps';
+import { type ActivityDeps, ownerLabel, platformOf } from './deps';
 import { withScope } from './scope';
 import { TargetExistsError } from '../errors';
 
@@ -13,7 +13,7 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
   return withScope(platform, async () => {
     const existing = await platform.getDatabase(target.handle, target.environment);
     if (existing) {
-      if (existing.createdBy !== undefined && existing.createdBy !== input.migrationId) {
+      if (existing.createdBy !== undefined && existing.createdBy !== ownerLabel(input)) {
         throw new TargetExistsError(
           `database "${target.handle}" in "${target.environment}" was created by ${existing.createdBy}, not this migration; choose another target.handle`,
         );
@@ -31,7 +31,7 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
       version: target.version,
       diskSizeGb: target.diskSize,
       containerSizeMb: target.containerSize,
-      createdBy: input.migrationId,
+      createdBy: ownerLabel(input),
     });
     return {
       handle: target.handle,

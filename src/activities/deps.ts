@@ -19,6 +19,11 @@ export function dumpPathOf(deps: ActivityDeps, input: MigrationInput): string {
   return join(deps.workDir, 'dumps', safeName(input.migrationId), 'dump.sql');
 }
 
+/** The label a platform stores on what this run creates (see MigrationInput.runId). */
+export function ownerLabel(input: MigrationInput): string {
+  return input.runId ? `${input.migrationId}#${input.runId}` : input.migrationId;
+}
+
 export function safeName(id: string): string {
   return id.replace(/[^A-Za-z0-9._-]/g, '_');
 }

@@ -1,6 +1,6 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import type { MigrationInput, PreflightResult, RecordedService } from './contract';
-import { type ActivityDeps, platformOf } from './deps';
+import { type ActivityDeps, ownerLabel, platformOf } from './deps';
 import { withScope } from './scope';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
@@ -38,7 +38,7 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     }
 
     const existing = await platform.getDatabase(plan.target.handle, plan.target.environment);
-    if (existing && existing.createdBy !== input.migrationId) {
+    if (existing && existing.createdBy !== ownerLabel(input)) {
       throw new TargetExistsError(
         `a database "${plan.target.handle}" already exists in environment "${plan.target.environment}" and this migration did not create it; ` +
           'choose another target.handle, or deprovision that database if it is a leftover',

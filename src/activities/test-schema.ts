@@ -1,17 +1,20 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { MigrationInput, SchemaTestResult } from './contract';
-import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
+import { type ActivityDeps, dumpPathOf, ownerLabel, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { UnexpectedRestoreErrors } from '../errors';
+import { log } from '@temporalio/activity';
+import { PreflightError, UnexpectedRestoreErrors } from '../errors';
 import { dumpAll } from '../pg/dump';
 import { serverMajorVersion } from '../pg/inspect';
 import { restoreDump } from '../pg/restore';
 import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
 
-/** The scratch database's handle: derived from the target so a retry finds (and reuses) its own. */
+const SCRATCH_SUFFIX = '-schema-test';
+
+/** The scratch database's handle: derived from the target so a retry finds (and replaces) its own. */
 export function scratchHandle(input: MigrationInput): string {
-  return `${input.plan.target.handle}-schema-test`.slice(0, 63);
+  return `${input.plan.target.handle.slice(0, 63 - SCRATCH_SUFFIX.length)}${SCRATCH_SUFFIX}`;
 }
 
 /**
@@ -28,18 +31,29 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
     }
     const handle = scratchHandle(input);
     const env = plan.target.environment;
+    const owner = ownerLabel(input);
     const path = join(dirname(dumpPathOf(deps, input)), 'schema.sql');
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    // Never touch a database this run did not make: the scratch name could be someone's real database.
+    const existing = await platform.getDatabase(handle, env);
+    if (existing && existing.createdBy !== owner) {
+      throw new PreflightError(
+        `the schema test needs a scratch database "${handle}" in "${env}", and a database of that name exists ` +
+          'that this migration did not create; rename or remove it, or choose another target.handle',
+      );
+    }
+    let created = false;
     try {
-      // A scratch database left by an earlier attempt of this migration is replaced, not reused.
-      await platform.deprovisionDatabase(handle, env).catch(() => undefined);
+      // A scratch database left by an earlier attempt of this run is replaced, not reused.
+      if (existing) await platform.deprovisionDatabase(handle, env);
+      created = true;
       await platform.createDatabase({
         handle,
         environment: env,
         version: plan.target.version,
         diskSizeGb: plan.target.diskSize,
         containerSizeMb: plan.target.containerSize,
-        createdBy: input.migrationId,
+        createdBy: owner,
       });
       await dumpAll(source, path, {
         adminRole: platform.adminRole,
@@ -67,7 +81,16 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
     } finally {
       await scope.close();
       await rm(path, { force: true });
-      await platform.deprovisionDatabase(handle, env);
+      // A failed clean-up must not hide the schema test's own outcome (its exact error lines).
+      if (created) {
+        await platform.deprovisionDatabase(handle, env).catch((err: Error) => {
+          log.warn('the scratch database of the schema test could not be removed; remove it by hand', {
+            handle,
+            environment: env,
+            error: (scope.scrub(err) as Error).message,
+          });
+        });
+      }
     }
   });
 }

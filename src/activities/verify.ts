@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { MigrationInput, VacuumResult, VerificationReport } from './contract';
 import { type ActivityDeps, platformOf } from './deps';
-import { withScope } from './scope';
+import { cancellationSignal, withScope } from './scope';
 import { compareServers } from '../pg/verify';
 import { vacuumAnalyzeAll } from '../pg/vacuum';
 
@@ -15,7 +15,11 @@ export async function verifyTarget(deps: ActivityDeps, input: MigrationInput): P
     const from = await scope.connect(source.handle, source.environment);
     const to = await scope.connect(target.handle, target.environment);
     scope.progress({ phase: 'comparing' });
-    const report = await compareServers(from, to);
+    // An abort must not wait for a long comparison with the services down: it stops at the signal.
+    const report = await compareServers(from, to, {
+      signal: cancellationSignal(),
+      onProgress: (p) => scope.progress({ phase: 'comparing', ...p }),
+    });
     if (!report.ok) {
       const lines = report.mismatches.slice(0, SHOWN).join('\n');
       const more =
@@ -39,6 +43,11 @@ export async function vacuumAnalyze(deps: ActivityDeps, input: MigrationInput): 
   return withScope(platform, async (scope) => {
     const conn = await scope.connect(target.handle, target.environment);
     scope.progress({ phase: 'vacuum analyze' });
-    return { databases: await vacuumAnalyzeAll(conn) };
+    const databases = await vacuumAnalyzeAll(conn, {
+      signal: cancellationSignal(),
+      onProgress: (database, index, total) =>
+        scope.progress({ phase: 'vacuum analyze', database, index, total }),
+    });
+    return { databases };
   });
 }

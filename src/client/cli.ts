@@ -68,9 +68,7 @@ program
   .option('--watch', 'refresh until the migration ends')
   .option('--json', 'machine-readable output')
   .action((id: string, opts: { watch?: boolean; json?: boolean }) =>
-    runCommand(async () => {
-      await watch(id, !opts.watch, opts.json);
-    }),
+    runCommand(() => watch(id, !opts.watch, opts.json)),
   );
 
 /**

@@ -13,6 +13,7 @@ import { isPortOpen, startDevServer } from '../temporal/dev-server';
 import { temporalSettings, uiPort, workflowUiUrl } from '../temporal/connection';
 import { connectClient } from './temporal-client';
 import { startMigration } from './start';
+import { migrationIdFor } from './migration-id';
 import { fetchStatus, formatStatus } from './status';
 import { runCommand } from './exit';
 import { formatDuration } from '../lib/duration';
@@ -195,7 +196,12 @@ async function demo(opts: { yes?: boolean }): Promise<number> {
     await resetDemo(platform, plan);
     await provisionSource(platform, plan);
     const client = await connectClient();
-    const handle = await startMigration(client, plan);
+    // The demo starts over each time, so each run is a migration of its own.
+    const id = `${migrationIdFor(plan)}-${new Date()
+      .toISOString()
+      .replace(/[-:]|\.\d+Z$/g, '')
+      .replace('T', '-')}`;
+    const handle = await startMigration(client, plan, { id });
     say(
       `migration ${handle.workflowId} started; history: ${workflowUiUrl(temporalSettings(), handle.workflowId)}`,
     );

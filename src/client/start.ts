@@ -56,6 +56,8 @@ export async function startMigration(
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       args: [input, { searchAttributes }],
       workflowIdConflictPolicy: 'FAIL',
+      // A completed migration is not run again under the same id: its target is in service now.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       staticSummary: `Migrate ${plan.source.handle} → ${plan.target.handle} (PostgreSQL ${plan.target.version}) on ${plan.platform}`,
       ...(searchAttributes
         ? {
@@ -68,7 +70,8 @@ export async function startMigration(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new RefusedError(
-        `a migration of ${plan.source.handle} is already running as ${migrationId}; see \`pgshift status ${migrationId}\``,
+        `a migration of ${plan.source.handle} is already running, or has completed, as ${migrationId}; ` +
+          `see \`pgshift status ${migrationId}\` (to migrate this source again, pass --id)`,
       );
     }
     throw err;

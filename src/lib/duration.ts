@@ -9,11 +9,14 @@ const UNIT_MS: Record<string, number> = {
   w: 604_800_000,
 };
 
+const MAX_DURATION_MS = 366 * UNIT_MS.d;
+
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(text.trim());
   if (!match) return undefined;
   const value = Number(match[1]) * UNIT_MS[match[2]];
-  return value > 0 ? value : undefined;
+  // A timer beyond a year is a typo, and beyond what dates can hold it would break the workflow itself.
+  return value > 0 && value <= MAX_DURATION_MS ? value : undefined;
 }
 
 export function formatDuration(ms: number): string {

@@ -13,7 +13,7 @@ const handle = z
   );
 
 const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
-  message: 'must be a duration such as "30m", "24h" or "7d"',
+  message: 'must be a duration such as "30m", "24h" or "7d", at most 366d',
 });
 
 const majorVersion = z.coerce.string().regex(/^\d+$/, 'must be a PostgreSQL major version such as "17"');

@@ -24,8 +24,8 @@ export type StepName = (typeof STEPS)[number]['name'];
 
 export const COMPENSATIONS = [
   { name: 'revertServiceConfig', title: 'Revert service configuration' },
-  { name: 'removeDump', title: 'Remove the dump file' },
   { name: 'scaleServicesUp', title: 'Scale services back up on the source' },
+  { name: 'removeDump', title: 'Remove the dump file' },
   { name: 'deprovisionTarget', title: 'Deprovision the target' },
   { name: 'purgeTargetBackups', title: "Purge the target's final backups" },
 ] as const;

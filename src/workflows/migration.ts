@@ -15,6 +15,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
@@ -130,9 +131,10 @@ function oneLine(text: string, max = 500): string {
 }
 
 export async function migrationWorkflow(
-  input: MigrationInput,
+  started: MigrationInput,
   options: MigrationWorkflowOptions = {},
 ): Promise<MigrationSummary> {
+  const input: MigrationInput = { ...started, runId: started.runId ?? workflowInfo().firstExecutionRunId };
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
 
@@ -473,16 +475,26 @@ export async function migrationWorkflow(
     }
 
     if (attempted.updateConfig) {
-      await undo('revertServiceConfig', () =>
+      const reverted = await undo('revertServiceConfig', () =>
         activity('revertServiceConfig', COMPENSATION_TITLES.revertServiceConfig)(input),
       );
+      if (!reverted) {
+        // Services whose config may still name the target must not start, and the target they would use
+        // must not go: stop here and leave the rest to the operator, who is told exactly that.
+        status.errors.push(
+          'The services were left at zero and the target kept, because their configuration may still point at ' +
+            'the target: set it back to the source by hand, scale the services up, then deprovision the target.',
+        );
+        return;
+      }
     }
-    if (attempted.dump) await undo('removeDump', () => removeDump(input));
     if (attempted.scaleDown) {
       const up = activity('scaleServicesUp', COMPENSATION_TITLES.scaleServicesUp);
       if (await undo('scaleServicesUp', () => up(input, recordedServices)))
         status.downtime.endedAt = Date.now();
     }
+    // After the scale-up: removing the dump must not lengthen the downtime.
+    if (attempted.dump) await undo('removeDump', () => removeDump(input));
     if (attempted.createTarget && targetIsOurs) {
       await undo('deprovisionTarget', () =>
         activity('deprovisionTarget', COMPENSATION_TITLES.deprovisionTarget)(input),
