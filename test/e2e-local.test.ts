@@ -31,11 +31,7 @@ let worker: Worker;
 let running: Promise<void>;
 let taskQueue: string;
 
-beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'pgshift-e2e-'));
-  platform = createLocalPlatform({ home });
-  client = await connectTestClient();
-  taskQueue = uniqueTaskQueue('e2e');
+async function startWorker(): Promise<void> {
   const opts = testWorkerOptions();
   worker = await createPgshiftWorker({
     settings: { address: opts.address, namespace: opts.namespace, uiUrl: '' },
@@ -45,6 +41,14 @@ beforeAll(async () => {
     workflowBundle: opts.workflowBundle,
   });
   running = worker.run();
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'pgshift-e2e-'));
+  platform = createLocalPlatform({ home });
+  client = await connectTestClient();
+  taskQueue = uniqueTaskQueue('e2e');
+  await startWorker();
 });
 
 afterAll(async () => {
@@ -129,7 +133,7 @@ async function waitForGate(id: string): Promise<MigrationStatus> {
   throw new Error('the migration never reached the cutover gate');
 }
 
-test('migrates 14 → 17 with a live writer: content identical, app back at its count on the target', async () => {
+test('migrates 14 → 17 with a live writer, across a worker restart: content identical, app back on the target', async () => {
   const source = await createSource('e2e-src14');
   await loadSampleData(source);
   await platform.createApp('writer', { cmd: `exec node ${JSON.stringify(WRITER)}` }, ENV);
@@ -153,6 +157,11 @@ test('migrates 14 → 17 with a live writer: content identical, app back at its 
   expect(Object.keys(expected)).toEqual(
     expect.arrayContaining(['db.public.orders', 'inventory.public."Audit Log"']),
   );
+
+  // The worker goes away while the migration waits for a person; a new one carries on from the history.
+  worker.shutdown();
+  await running;
+  await startWorker();
 
   await client.workflow.getHandle(id).signal(cutoverSignal, {});
   const summary = (await client.workflow.getHandle(id).result()) as MigrationSummary;
