@@ -8,6 +8,7 @@ import type { Worker } from '@temporalio/worker';
 import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
 import type { DatabaseConnection } from '../src/platform/platform';
 import { createPgshiftWorker } from '../src/worker/run-worker';
+import { createActivities } from '../src/activities';
 import { startMigration } from '../src/client/start';
 import { validatePlan } from '../src/plan/load';
 import type { Plan, PlanInput } from '../src/plan/schema';
@@ -274,4 +275,37 @@ test('an unexpected restore error rolls back: target gone, app back on the sourc
   expect((await platform.getConfig('idler', ENV)).DATABASE_URL).toBe(source.url);
   expect(await fingerprint(source)).toEqual(before);
   await platform.scaleService('idler', 'web', 0, ENV);
+});
+
+test('preflight warns, before any downtime, when a config variable does not hold the source URL', async () => {
+  await createSource('e2e-warn14');
+  await platform.createApp('pooled', { web: 'while true; do sleep 1; done' }, ENV);
+  await platform.setConfig(
+    'pooled',
+    { DB_URL: 'postgresql://app:pooler-secret@pooler.internal:6432/db' },
+    ENV,
+  );
+  const activities = createActivities({ platformFor: () => platform, workDir: join(home, 'work') });
+  const result = await activities.preflight({
+    migrationId: 'e2e-warn',
+    plan: plan({
+      source: { handle: 'e2e-warn14', environment: ENV },
+      target: { handle: 'e2e-warn17', version: '17' },
+      services: [{ app: 'pooled', service: 'web' }],
+      config: [
+        { app: 'pooled', variable: 'DB_URL' },
+        { app: 'pooled', variable: 'REPLICA_URL' },
+      ],
+    }),
+  });
+  expect(result.sourceVersion).toBe(14);
+  expect(result.warnings).toEqual(
+    expect.arrayContaining([
+      expect.stringContaining("pooled: DB_URL does not hold the source's URL"),
+      expect.stringContaining('pooled: REPLICA_URL is not set'),
+    ]),
+  );
+  expect(result.warnings.join('\n')).not.toMatch(/pooler-secret|pooler\.internal/);
+  // Nothing was changed: preflight only reads.
+  expect(await platform.getDatabase('e2e-warn17', ENV)).toBeUndefined();
 });

@@ -1,10 +1,39 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import type { MigrationInput, PreflightResult, RecordedService } from './contract';
 import { type ActivityDeps, ownerLabel, platformOf } from './deps';
-import { withScope } from './scope';
+import { type ActivityScope, withScope } from './scope';
+import type { Platform } from '../platform/platform';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
 import { serverMajorVersion, totalDatabaseSize } from '../pg/inspect';
+
+/**
+ * Cutover sets each config variable to the target's URL, and a rollback sets it to the source's URL.
+ * That is a faithful round trip only when the variable holds the source's URL now; when it holds
+ * something else (a pooler, extra options, nothing) the operator should know before any downtime.
+ */
+async function configWarnings(
+  platform: Platform,
+  input: MigrationInput,
+  scope: ActivityScope,
+): Promise<string[]> {
+  const { plan } = input;
+  if (plan.config.length === 0) return [];
+  const sourceUrl = scope.secret(await platform.databaseUrl(plan.source.handle, plan.source.environment));
+  const warnings: string[] = [];
+  for (const c of plan.config) {
+    const current = (await platform.getConfig(c.app, plan.source.environment))[c.variable];
+    if (current === undefined) {
+      warnings.push(`${c.app}: ${c.variable} is not set; cutover sets it to the target's URL`);
+    } else if (current !== sourceUrl) {
+      warnings.push(
+        `${c.app}: ${c.variable} does not hold the source's URL (a pooler, or extra options?); cutover replaces it ` +
+          "with the target's URL and a rollback with the source's URL, not with its current value",
+      );
+    }
+  }
+  return warnings;
+}
 
 /** Everything that can be checked before any downtime, so a doomed migration fails while services still run. */
 export async function preflight(deps: ActivityDeps, input: MigrationInput): Promise<PreflightResult> {
@@ -75,6 +104,7 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
         );
       }
     }
+    warnings.push(...(await configWarnings(platform, input, scope)));
     if (sourceVersion === targetVersion) warnings.push('source and target run the same major version');
 
     return {

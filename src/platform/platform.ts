@@ -71,6 +71,8 @@ export interface Platform {
   listServices(environment: string): Promise<ServiceInfo[]>;
   scaleService(app: string, service: string, containerCount: number, environment: string): Promise<void>;
   setConfig(app: string, vars: Record<string, string>, environment: string): Promise<void>;
+  /** An app's configuration (`aptible config`). SECRET values. */
+  getConfig(app: string, environment: string): Promise<Record<string, string>>;
 
   listOrphanedBackups(environment: string): Promise<OrphanedBackup[]>;
   purgeBackup(id: string): Promise<void>;
