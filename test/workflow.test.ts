@@ -23,9 +23,17 @@ import {
   statusQuery,
   type MigrationStatus,
   type MigrationSummary,
+  type MigrationWorkflowOptions,
 } from '../src/workflows/definitions';
 import type { migrationWorkflow } from '../src/workflows/migration';
-import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId, withTestWorker } from './helpers/temporal';
+import {
+  connectTestClient,
+  uniqueTaskQueue,
+  uniqueWorkflowId,
+  withTestWorker,
+  type StartTestWorkerOptions,
+  type TestWorker,
+} from './helpers/temporal';
 
 type Name = keyof MigrationActivities;
 type Impl = {
@@ -70,6 +78,12 @@ function defaults(): Impl {
       foundExisting: false,
     }),
     scaleServicesDown: async () => undefined,
+    // The worker that runs the claim keeps the dump: here the test's own worker, on its own queue.
+    claimWorkspace: async () => ({
+      taskQueue: Context.current().info.taskQueue,
+      host: 'test-host',
+      dumpDir: '/work/dumps/m',
+    }),
     dumpSource: async () => ({ path: '/work/dump.sql', bytes: 4096, sha256: 'ab12', droppedLines: 1 }),
     restoreTarget: async () => ({ expectedErrors: ['role "aptible" already exists'] }),
     verifyTarget: async () => REPORT,
@@ -128,6 +142,7 @@ const FORWARD: Name[] = [
   'testSchema',
   'createTarget',
   'scaleServicesDown',
+  'claimWorkspace',
   'dumpSource',
   'restoreTarget',
   'verifyTarget',
@@ -149,7 +164,7 @@ async function migrate<T>(
   p: Plan,
   activities: object,
   body: (handle: Handle) => Promise<T>,
-  options?: { searchAttributes?: boolean },
+  options?: MigrationWorkflowOptions,
 ): Promise<T> {
   const taskQueue = uniqueTaskQueue('wf');
   return withTestWorker({ activities, taskQueue }, async () => {
@@ -285,6 +300,7 @@ test('an unexpected restore error rolls back in reverse order, only what was att
       'testSchema',
       'createTarget',
       'scaleServicesDown',
+      'claimWorkspace',
       'dumpSource',
       'restoreTarget',
       'scaleServicesUp',
@@ -587,8 +603,10 @@ test('a dump missing where the restore ran is dumped again, once', async () => {
       'testSchema',
       'createTarget',
       'scaleServicesDown',
+      'claimWorkspace',
       'dumpSource',
       'restoreTarget',
+      'claimWorkspace',
       'dumpSource',
       'restoreTarget',
       'verifyTarget',
@@ -611,6 +629,7 @@ test('a dump missing twice rolls back', async () => {
   });
   await migrate(plan(), activities, async (handle) => {
     const failure = await failureOf(handle);
+    expect(names().filter((n) => n === 'claimWorkspace')).toHaveLength(2);
     expect(names().filter((n) => n === 'dumpSource')).toHaveLength(2);
     expect(names().filter((n) => n === 'restoreTarget')).toHaveLength(2);
     expect(names().slice(-4)).toEqual([
@@ -691,6 +710,7 @@ test('cancelling the workflow during the dump cancels the dump and rolls back', 
       'testSchema',
       'createTarget',
       'scaleServicesDown',
+      'claimWorkspace',
       'dumpSource',
       'scaleServicesUp',
       'removeDump',
@@ -808,5 +828,256 @@ test('without search attributes the workflow runs and upserts none', async () =>
       expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBeUndefined();
     },
     { searchAttributes: false },
+  );
+});
+
+// Several workers poll the shared queue; the dump is a file on one of them. What touches it goes to the
+// queue of the worker that claimed the workspace, and only that worker polls it.
+
+const ON_WORKSPACE: Name[] = ['dumpSource', 'restoreTarget', 'removeDump'];
+const SHARED_HAPPY: Name[] = HAPPY.filter((n) => !ON_WORKSPACE.includes(n));
+
+/** A claim naming `taskQueue` on `host`, whose dumps lie under /work/<host>. */
+function claimOf(taskQueue: string, host: string) {
+  return { taskQueue, host, dumpDir: `/work/${host}/dumps/m` };
+}
+
+/** An activities-only worker on `taskQueue`, like the host worker of a pgshift process. */
+function hostWorker(activities: object, taskQueue: string): StartTestWorkerOptions {
+  return { activities, taskQueue, workerOptions: { workflowBundle: undefined } };
+}
+
+async function scheduledQueues(handle: Handle): Promise<Array<[string, string, number | undefined]>> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).flatMap((event) => {
+    const attrs = event.activityTaskScheduledEventAttributes;
+    if (!attrs) return [];
+    const startTimeout = attrs.scheduleToStartTimeout?.seconds;
+    return [
+      [attrs.activityType!.name!, attrs.taskQueue!.name!, startTimeout ? Number(startTimeout) : undefined],
+    ] as Array<[string, string, number | undefined]>;
+  });
+}
+
+test("the dump, the restore and the dump's removal run on the claimed worker's own queue", async () => {
+  const hostQueue = uniqueTaskQueue('host');
+  const host = stubs();
+  const shared = stubs({ claimWorkspace: async () => claimOf(hostQueue, 'worker-a') });
+  await withTestWorker(hostWorker(host.activities, hostQueue), () =>
+    migrate(plan(), shared.activities, async (handle) => {
+      const summary = await handle.result();
+      expect(shared.names()).toEqual(SHARED_HAPPY);
+      expect(host.names()).toEqual(ON_WORKSPACE);
+      // The restore reads the dump that this worker made.
+      expect(host.calls[1].args[1]).toMatchObject({ path: '/work/dump.sql', sha256: 'ab12' });
+      expect(summary.phase).toBe('completed');
+      expect(summary.errors).toEqual([]);
+      expect(summary.warnings).toEqual([]);
+      expect(stepOf(summary, 'dump').detail).toContain('on worker-a');
+
+      // Only those three went to the host queue, each with the default 5-minute schedule-to-start timeout.
+      const scheduled = await scheduledQueues(handle);
+      const onHost = scheduled.filter(([, queue]) => queue === hostQueue);
+      expect(onHost).toEqual([
+        ['dumpSource', hostQueue, 300],
+        ['restoreTarget', hostQueue, 300],
+        ['removeDump', hostQueue, 300],
+      ]);
+      expect(scheduled.filter(([name]) => name === 'claimWorkspace')).toHaveLength(1);
+      // Steps on the shared queue wait for a free worker as long as it takes: any worker will do.
+      expect(scheduled.filter(([, queue]) => queue !== hostQueue).map(([, , t]) => t)).not.toContain(300);
+    }),
+  );
+});
+
+test('a claimed worker that is gone before the dump: another is claimed and the migration completes', async () => {
+  const goneQueue = uniqueTaskQueue('gone');
+  const hostQueue = uniqueTaskQueue('host');
+  const host = stubs();
+  let claims = 0;
+  const shared = stubs({
+    claimWorkspace: async () => {
+      claims += 1;
+      return claims === 1 ? claimOf(goneQueue, 'worker-gone') : claimOf(hostQueue, 'worker-b');
+    },
+  });
+  await withTestWorker(hostWorker(host.activities, hostQueue), () =>
+    migrate(
+      plan(),
+      shared.activities,
+      async (handle) => {
+        const summary = await handle.result();
+        expect(summary.phase).toBe('completed');
+        expect(summary.errors).toEqual([]);
+        expect(stepOf(summary, 'dump')).toMatchObject({ state: 'done' });
+        expect(stepOf(summary, 'dump').detail).toContain('on worker-b');
+        expect(shared.names()).toEqual([
+          'preflight',
+          'testSchema',
+          'createTarget',
+          'scaleServicesDown',
+          'claimWorkspace',
+          'claimWorkspace',
+          'verifyTarget',
+          'updateServiceConfig',
+          'scaleServicesUp',
+          'vacuumAnalyze',
+        ]);
+        expect(host.names()).toEqual(ON_WORKSPACE);
+        expect(summary.warnings[0]).toContain('No worker took the dump on host worker-gone within 2s');
+        // The removal is still tried where the first dump was sent; nothing answers, and the operator is told.
+        expect(summary.warnings[1]).toContain('could not be removed');
+        expect(summary.warnings[1]).toContain('Delete /work/worker-gone/dumps/m on worker-gone');
+        expect(summary.warnings).toHaveLength(2);
+
+        const scheduled = await scheduledQueues(handle);
+        expect(scheduled.filter(([, queue]) => queue === goneQueue)).toEqual([
+          ['dumpSource', goneQueue, 2],
+          ['removeDump', goneQueue, 2],
+        ]);
+      },
+      { workspaceStartTimeout: '2s' },
+    ),
+  );
+});
+
+test('a claimed worker that is gone after the dump: the restore is not waited for, the dump is made again', async () => {
+  const queueA = uniqueTaskQueue('host-a');
+  const queueB = uniqueTaskQueue('host-b');
+  let workerA: TestWorker | undefined;
+  const a = stubs({
+    dumpSource: async () => {
+      // The process goes away right after its dump: what is sent to it next finds nobody.
+      workerA!.worker.shutdown();
+      return { path: '/work/worker-a/dumps/m/dump.sql', bytes: 4096, sha256: 'aa', droppedLines: 1 };
+    },
+  });
+  const b = stubs();
+  let claims = 0;
+  const shared = stubs({
+    claimWorkspace: async () => {
+      claims += 1;
+      return claims === 1 ? claimOf(queueA, 'worker-a') : claimOf(queueB, 'worker-b');
+    },
+  });
+  await withTestWorker(hostWorker(a.activities, queueA), async (started) => {
+    workerA = started;
+    await withTestWorker(hostWorker(b.activities, queueB), () =>
+      migrate(
+        plan(),
+        shared.activities,
+        async (handle) => {
+          const summary = await handle.result();
+          expect(summary.phase).toBe('completed');
+          expect(summary.errors).toEqual([]);
+          expect(a.names()).toEqual(['dumpSource']);
+          expect(b.names()).toEqual(ON_WORKSPACE);
+          expect(shared.names().filter((n) => n === 'claimWorkspace')).toHaveLength(2);
+          expect(stepOf(summary, 'restore').state).toBe('done');
+          expect(summary.warnings[0]).toContain('No worker took the restore on host worker-a');
+          expect(summary.warnings[1]).toContain('Delete /work/worker-a/dumps/m on worker-a');
+          expect(summary.warnings).toHaveLength(2);
+        },
+        { workspaceStartTimeout: '2s' },
+      ),
+    );
+  });
+});
+
+test('a dump removal that no worker takes after success: completed, with a warning naming host and path', async () => {
+  const hostQueue = uniqueTaskQueue('host');
+  const host = stubs();
+  let workerA: TestWorker | undefined;
+  const shared = stubs({
+    claimWorkspace: async () => claimOf(hostQueue, 'worker-a'),
+    verifyTarget: async () => {
+      // The worker that holds the dump goes away after the restore, before the removal.
+      await workerA!.stop();
+      return REPORT;
+    },
+  });
+  await withTestWorker(hostWorker(host.activities, hostQueue), async (started) => {
+    workerA = started;
+    await migrate(
+      plan(),
+      shared.activities,
+      async (handle) => {
+        const summary = await handle.result();
+        expect(host.names()).toEqual(['dumpSource', 'restoreTarget']);
+        expect(shared.names()).toEqual(SHARED_HAPPY);
+        expect(summary.phase).toBe('completed');
+        expect(summary.errors).toEqual([]);
+        expect(summary.compensation).toEqual([]);
+        expect(summary.warnings).toHaveLength(1);
+        expect(summary.warnings[0]).toContain('no worker took the removal on host worker-a within 2s');
+        expect(summary.warnings[0]).toContain('Delete /work/worker-a/dumps/m on worker-a by hand');
+      },
+      { workspaceStartTimeout: '2s' },
+    );
+  });
+});
+
+test('claimed workers gone twice: the migration rolls back, and the dumps left behind are reported', async () => {
+  const gone = [uniqueTaskQueue('gone-1'), uniqueTaskQueue('gone-2')];
+  let claims = 0;
+  const shared = stubs({
+    claimWorkspace: async () => {
+      claims += 1;
+      return claimOf(gone[claims - 1], `worker-gone-${claims}`);
+    },
+  });
+  await migrate(
+    plan(),
+    shared.activities,
+    async (handle) => {
+      const failure = await failureOf(handle);
+      expect(shared.names()).toEqual([
+        'preflight',
+        'testSchema',
+        'createTarget',
+        'scaleServicesDown',
+        'claimWorkspace',
+        'claimWorkspace',
+        'scaleServicesUp',
+        'deprovisionTarget',
+        'purgeTargetBackups',
+      ]);
+      const cause = failure.cause as ApplicationFailure;
+      expect(cause.type).toBe('MigrationRolledBack');
+      expect(cause.message).toContain('"Dump the data" failed');
+      expect(cause.message).toContain('the worker that holds the dump seems gone');
+      expect(cause.message).toContain('Not done (see the warnings): removeDump, removeDump');
+
+      const status = await handle.query(statusQuery);
+      expect(status.phase).toBe('rolled-back');
+      expect(stepOf(status, 'dump').state).toBe('failed');
+      expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
+        ['scaleServicesUp', 'done'],
+        ['removeDump', 'skipped'],
+        ['removeDump', 'skipped'],
+        ['deprovisionTarget', 'done'],
+        ['purgeTargetBackups', 'done'],
+      ]);
+      expect(status.compensation[1].detail).toContain('/work/worker-gone-1/dumps/m');
+      expect(status.warnings.filter((w) => w.includes('could not be removed'))).toHaveLength(2);
+      expect(
+        status.warnings.some((w) => w.includes('Delete /work/worker-gone-2/dumps/m on worker-gone-2')),
+      ).toBe(true);
+    },
+    { workspaceStartTimeout: '1s' },
+  );
+});
+
+test('a workspace start timeout that is not a duration fails the workflow before any step', async () => {
+  const { activities, names } = stubs();
+  await migrate(
+    plan(),
+    activities,
+    async (handle) => {
+      const failure = await failureOf(handle);
+      expect((failure.cause as ApplicationFailure).type).toBe('BadInputError');
+      expect(names()).toEqual([]);
+    },
+    { workspaceStartTimeout: 'soon' },
   );
 });

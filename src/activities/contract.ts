@@ -48,6 +48,19 @@ export interface CreateTargetResult {
   foundExisting: boolean;
 }
 
+/**
+ * The worker that holds this migration's dump: the dump, the restore and the dump's removal run on its own
+ * task queue, since the file exists only on its disk.
+ */
+export interface WorkspaceClaim {
+  /** The task queue only workers on that host and work directory poll. */
+  taskQueue: string;
+  /** Its host name, for the operator told to delete a dump by hand. */
+  host: string;
+  /** The directory the dump is written to on that host (a path, no secret). */
+  dumpDir: string;
+}
+
 export interface DumpResult {
   /** Where the dump lies on the worker that made it. */
   path: string;
@@ -106,6 +119,8 @@ export interface MigrationActivities {
   testSchema(input: MigrationInput): Promise<SchemaTestResult>;
   createTarget(input: MigrationInput): Promise<CreateTargetResult>;
   scaleServicesDown(input: MigrationInput, services: RecordedService[]): Promise<void>;
+  /** Runs on the shared queue; whichever worker takes it holds the dump. */
+  claimWorkspace(input: MigrationInput): Promise<WorkspaceClaim>;
   dumpSource(input: MigrationInput): Promise<DumpResult>;
   restoreTarget(input: MigrationInput, dump: DumpResult): Promise<RestoreResult>;
   verifyTarget(input: MigrationInput): Promise<VerificationReport>;

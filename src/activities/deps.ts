@@ -9,6 +9,11 @@ export interface ActivityDeps {
   platformFor(name: string): Platform;
   /** Where dumps are written on this worker (the guide's "workspace"). */
   workDir: string;
+  /**
+   * The task queue of this host and work directory, where the workflow sends what touches the dump file.
+   * Absent (e.g. activities built for a test), claimWorkspace names the queue it ran on instead.
+   */
+  hostTaskQueue?: string;
 }
 
 export function platformOf(deps: ActivityDeps, input: MigrationInput): Platform {

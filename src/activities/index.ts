@@ -4,6 +4,7 @@ import { preflight } from './preflight';
 import { testSchema } from './test-schema';
 import { createTarget } from './create-target';
 import { revertServiceConfig, scaleServicesDown, scaleServicesUp, updateServiceConfig } from './services';
+import { claimWorkspace } from './workspace';
 import { dumpSource, restoreTarget } from './copy';
 import { vacuumAnalyze, verifyTarget } from './verify';
 import { deprovisionSource, deprovisionTarget, purgeTargetBackups, removeDump } from './cleanup';
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps): MigrationActivities {
     testSchema: (input) => testSchema(deps, input),
     createTarget: (input) => createTarget(deps, input),
     scaleServicesDown: (input, services) => scaleServicesDown(deps, input, services),
+    claimWorkspace: (input) => claimWorkspace(deps, input),
     dumpSource: (input) => dumpSource(deps, input),
     restoreTarget: (input, dump) => restoreTarget(deps, input, dump),
     verifyTarget: (input) => verifyTarget(deps, input),

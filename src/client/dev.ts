@@ -4,7 +4,9 @@ import { resolvePgshiftHome } from '../platform/local';
 
 export async function runWorker(): Promise<void> {
   const worker = await createPgshiftWorker();
-  console.log(`Worker polling task queue ${worker.options.taskQueue}; Ctrl-C stops it.`);
+  console.log(
+    `Worker polling task queues ${worker.options.taskQueue} and ${worker.options.hostTaskQueue} (its own, for dumps); Ctrl-C stops it.`,
+  );
   await worker.run();
 }
 

@@ -106,4 +106,10 @@ export interface MigrationWorkflowOptions {
    * an upsert of an unknown attribute fails every workflow task.
    */
   searchAttributes?: boolean;
+  /**
+   * How long the dump, the restore and the dump's removal may wait for the worker that holds the dump to
+   * take them (ms notation, default '5m'). Past it that worker is taken for gone: the dump is made again on
+   * another, or, for the removal, the operator is told where the file is left.
+   */
+  workspaceStartTimeout?: string;
 }

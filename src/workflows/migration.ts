@@ -18,13 +18,14 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
+import { TimeoutType, type Duration } from '@temporalio/common';
 import type {
   DumpResult,
   MigrationActivities,
   MigrationInput,
   RecordedService,
   VerificationReport,
+  WorkspaceClaim,
 } from '../activities/contract';
 import { NON_RETRYABLE_ERRORS } from '../errors';
 import { formatDuration, parseDuration } from '../lib/duration';
@@ -81,6 +82,7 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   testSchema: long('6h', 3),
   createTarget: short('1h', 5),
   scaleServicesDown: short('15m', 10),
+  claimWorkspace: short('1m', 5),
   dumpSource: long('24h', 3),
   restoreTarget: long('24h', 3),
   verifyTarget: long('6h', 3),
@@ -96,10 +98,42 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
 };
 
 /** One proxy per call site, so the UI shows the step's title as the activity's summary. */
-function activity<K extends ActivityName>(name: K, summary: string): MigrationActivities[K] {
-  return proxyActivities<MigrationActivities>({ ...ACTIVITY_OPTIONS[name], summary })[
+function activity<K extends ActivityName>(
+  name: K,
+  summary: string,
+  extra: ActivityOptions = {},
+): MigrationActivities[K] {
+  return proxyActivities<MigrationActivities>({ ...ACTIVITY_OPTIONS[name], ...extra, summary })[
     name
   ] as MigrationActivities[K];
+}
+
+/** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
+const MAX_WORKSPACE_CLAIMS = 2;
+const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
+
+/**
+ * No worker took the activity from the claimed worker's own queue in time: no worker serves that host's
+ * work directory any more, so for this migration the dump on it is gone too. A ScheduleToStart timeout
+ * is never retried by the server, so it surfaces here at once.
+ */
+function workspaceGone(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
+
+/** The claimed worker never took the dump: the saga still removes there, the forward path claims again. */
+class LostWorkspace extends Error {
+  constructor(
+    readonly ws: WorkspaceClaim,
+    cause: unknown,
+  ) {
+    super(describeFailure(cause), { cause });
+    this.name = 'LostWorkspace';
+  }
 }
 
 const STEP_TITLES = Object.fromEntries(STEPS.map((s) => [s.name, s.title])) as Record<StepName, string>;
@@ -114,6 +148,9 @@ function describeFailure(err: unknown): string {
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   if (cause instanceof ApplicationFailure) {
     return cause.type && cause.type !== 'Error' ? `${cause.type}: ${cause.message}` : cause.message;
+  }
+  if (cause instanceof TimeoutFailure && cause.timeoutType === TimeoutType.SCHEDULE_TO_START) {
+    return `${cause.message} (no worker took it: the worker that holds the dump seems gone)`;
   }
   if (cause instanceof TimeoutFailure) return `${cause.message} (the worker may have died; it was retried)`;
   if (cause instanceof CancelledFailure) return 'cancelled';
@@ -137,6 +174,15 @@ export async function migrationWorkflow(
   const input: MigrationInput = { ...started, runId: started.runId ?? workflowInfo().firstExecutionRunId };
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
+  const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;
+  const workspaceStartTimeoutMs = parseDuration(workspaceStartTimeout);
+  if (workspaceStartTimeoutMs === undefined) {
+    // Caught here, before any step: as an activity option it would fail every workflow task instead.
+    throw ApplicationFailure.nonRetryable(
+      `workspaceStartTimeout "${oneLine(workspaceStartTimeout, 50)}" is not a duration such as "5m"`,
+      'BadInputError',
+    );
+  }
 
   const status: MigrationStatus = {
     migrationId: input.migrationId,
@@ -155,7 +201,9 @@ export async function migrationWorkflow(
 
   // What the saga must undo: set before each step is attempted, since a step that failed half-way (or
   // was cancelled) may still have left something behind.
-  const attempted = { createTarget: false, scaleDown: false, dump: false, updateConfig: false };
+  const attempted = { createTarget: false, scaleDown: false, updateConfig: false };
+  /** Each worker a dump was sent to, once: where the dump must be removed, even if it never started. */
+  const workspaces: WorkspaceClaim[] = [];
   /** False when createTarget found a database that this migration did not create: never ours to delete. */
   let targetIsOurs = true;
   let recordedServices: RecordedService[] = [];
@@ -303,24 +351,55 @@ export async function migrationWorkflow(
   const testSchema = activity('testSchema', STEP_TITLES.testSchema);
   const createTarget = activity('createTarget', STEP_TITLES.createTarget);
   const scaleServicesDown = activity('scaleServicesDown', STEP_TITLES.scaleDown);
-  const dumpSource = activity('dumpSource', STEP_TITLES.dump);
-  const restoreTarget = activity('restoreTarget', STEP_TITLES.restore);
+  const claimWorkspace = activity('claimWorkspace', `${STEP_TITLES.dump}: choose the worker that keeps it`);
   const verifyTarget = activity('verifyTarget', STEP_TITLES.verify);
   const updateServiceConfig = activity('updateServiceConfig', STEP_TITLES.updateConfig);
   const scaleServicesUp = activity('scaleServicesUp', STEP_TITLES.scaleUp);
   const vacuumAnalyze = activity('vacuumAnalyze', STEP_TITLES.vacuumAnalyze);
   const deprovisionSource = activity('deprovisionSource', STEP_TITLES.deprovisionSource);
-  const removeDump = activity('removeDump', COMPENSATION_TITLES.removeDump);
 
-  async function dumpStep(): Promise<DumpResult> {
-    attempted.dump = true;
-    const dump = await runStep(
+  /**
+   * What touches the dump file runs on the queue of the worker that holds it. Only workers on that host and
+   * work directory poll the queue, so when they are gone nothing takes the task: the schedule-to-start
+   * timeout is how we notice.
+   */
+  function onWorkspace(ws: WorkspaceClaim) {
+    const there: ActivityOptions = {
+      taskQueue: ws.taskQueue,
+      scheduleToStartTimeout: workspaceStartTimeoutMs,
+    };
+    return {
+      dumpSource: activity('dumpSource', STEP_TITLES.dump, there),
+      restoreTarget: activity('restoreTarget', STEP_TITLES.restore, there),
+      removeDump: activity('removeDump', COMPENSATION_TITLES.removeDump, there),
+    };
+  }
+
+  const leftBehind = (ws: WorkspaceClaim): string =>
+    `The dump could not be removed: no worker took the removal on host ${ws.host} within ` +
+    `${workspaceStartTimeout} (its worker seems gone). Delete ${ws.dumpDir} on ${ws.host} by hand: ` +
+    "it holds every row of the source and the roles' password hashes.";
+
+  /** The claim is part of the dump step: it picks the worker whose disk the dump goes to. */
+  async function dumpStep(): Promise<{ ws: WorkspaceClaim; dump: DumpResult }> {
+    const made = await runStep(
       'dump',
-      () => dumpSource(input),
-      (d) => `${d.bytes} bytes, ${d.droppedLines} password line(s) filtered out`,
+      async () => {
+        const ws = await claimWorkspace(input);
+        if (!workspaces.some((w) => w.taskQueue === ws.taskQueue)) workspaces.push(ws);
+        step('dump').detail = `on ${ws.host}`;
+        try {
+          return { ws, dump: await onWorkspace(ws).dumpSource(input) };
+        } catch (err) {
+          if (workspaceGone(err)) throw new LostWorkspace(ws, err);
+          throw err;
+        }
+      },
+      ({ ws, dump }) =>
+        `${dump.bytes} bytes, ${dump.droppedLines} password line(s) filtered out, on ${ws.host}`,
     );
-    status.dumpBytes = dump.bytes;
-    return dump;
+    status.dumpBytes = made.dump.bytes;
+    return made;
   }
 
   async function cutoverGate(): Promise<void> {
@@ -410,16 +489,40 @@ export async function migrationWorkflow(
         'no services',
     );
 
-    let dump = await dumpStep();
     const restoreDetail = (r: { expectedErrors: string[] }) => `${r.expectedErrors.length} expected error(s)`;
-    try {
-      await runStep('restore', () => restoreTarget(input, dump), restoreDetail);
-    } catch (err) {
-      if (failureType(err) !== 'DumpMissingError') throw err;
-      // The restore ran on a worker that does not hold the dump: dump again there, once.
-      warn(`The dump was not found where the restore ran (${describeFailure(err)}); dumping again.`);
-      dump = await dumpStep();
-      await runStep('restore', () => restoreTarget(input, dump), restoreDetail);
+    // The dump exists only on the worker that made it, which may go away (or lose the file) before the
+    // restore has read it: then another worker is claimed and dumps again, a bounded number of times.
+    for (let claims = 1; ; claims += 1) {
+      const again = claims < MAX_WORKSPACE_CLAIMS;
+      let made: { ws: WorkspaceClaim; dump: DumpResult };
+      try {
+        made = await dumpStep();
+      } catch (err) {
+        if (!(err instanceof LostWorkspace) || !again) throw err;
+        warn(
+          `No worker took the dump on host ${err.ws.host} within ${workspaceStartTimeout} (its worker seems ` +
+            'gone); claiming another worker and dumping there.',
+        );
+        failure = undefined;
+        continue;
+      }
+      try {
+        await runStep('restore', () => onWorkspace(made.ws).restoreTarget(input, made.dump), restoreDetail);
+        break;
+      } catch (err) {
+        if (!again) throw err;
+        if (workspaceGone(err)) {
+          warn(
+            `No worker took the restore on host ${made.ws.host}, where the dump lies, within ` +
+              `${workspaceStartTimeout} (its worker seems gone); claiming another worker and dumping again.`,
+          );
+        } else if (failureType(err) === 'DumpMissingError') {
+          warn(`The dump was not found where the restore ran (${describeFailure(err)}); dumping again.`);
+        } else {
+          throw err;
+        }
+        failure = undefined;
+      }
     }
 
     const report: VerificationReport = await runStep(
@@ -448,7 +551,12 @@ export async function migrationWorkflow(
 
   async function compensate(): Promise<void> {
     const failed: string[] = [];
-    async function undo(name: CompensationName, body: () => Promise<unknown>): Promise<boolean> {
+    /** `tolerated` turns a failure the migration can live with into a skipped entry (and a warning). */
+    async function undo(
+      name: CompensationName,
+      body: () => Promise<unknown>,
+      tolerated?: (err: unknown) => string | undefined,
+    ): Promise<boolean> {
       const entry: StepStatus = {
         name,
         title: COMPENSATION_TITLES[name],
@@ -463,6 +571,12 @@ export async function migrationWorkflow(
         entry.state = 'done';
         return true;
       } catch (err) {
+        const skipped = tolerated?.(err);
+        if (skipped !== undefined) {
+          entry.state = 'skipped';
+          entry.detail = skipped;
+          return false;
+        }
         // One undo failing must not stop the others: each leaves less for the operator to clean by hand.
         entry.state = 'failed';
         entry.error = describeFailure(err);
@@ -493,8 +607,18 @@ export async function migrationWorkflow(
       if (await undo('scaleServicesUp', () => up(input, recordedServices)))
         status.downtime.endedAt = Date.now();
     }
-    // After the scale-up: removing the dump must not lengthen the downtime.
-    if (attempted.dump) await undo('removeDump', () => removeDump(input));
+    // After the scale-up: removing the dump must not lengthen the downtime (nor a gone worker's timeout).
+    for (const ws of workspaces) {
+      await undo(
+        'removeDump',
+        () => onWorkspace(ws).removeDump(input),
+        (err) => {
+          if (!workspaceGone(err)) return undefined;
+          warn(leftBehind(ws));
+          return `not removed: the worker on ${ws.host} seems gone; delete ${ws.dumpDir} there by hand`;
+        },
+      );
+    }
     if (attempted.createTarget && targetIsOurs) {
       await undo('deprovisionTarget', () =>
         activity('deprovisionTarget', COMPENSATION_TITLES.deprovisionTarget)(input),
@@ -529,10 +653,12 @@ export async function migrationWorkflow(
 
     const undone = status.compensation.filter((c) => c.state === 'done').map((c) => c.name);
     const notUndone = status.compensation.filter((c) => c.state === 'failed').map((c) => c.name);
+    const skipped = status.compensation.filter((c) => c.state === 'skipped').map((c) => c.name);
     const message =
       `Migration rolled back: ${reason}. ` +
       (undone.length ? `Undone: ${undone.join(', ')}.` : 'Nothing needed undoing.') +
-      (notUndone.length ? ` FAILED to undo (do it by hand): ${notUndone.join(', ')}.` : '');
+      (notUndone.length ? ` FAILED to undo (do it by hand): ${notUndone.join(', ')}.` : '') +
+      (skipped.length ? ` Not done (see the warnings): ${skipped.join(', ')}.` : '');
     if (cancelled) throw new CancelledFailure(message);
     throw ApplicationFailure.create({
       type: abortRequested ? 'MigrationAborted' : 'MigrationRolledBack',
@@ -607,12 +733,17 @@ export async function migrationWorkflow(
   }
 
   // The dump holds every row of the source: it does not wait on the source's (possibly days-long) retention.
-  try {
-    await CancellationScope.nonCancellable(() => removeDump(input));
-  } catch (err) {
-    after(
-      `Removing the dump file failed: ${describeFailure(err)}. Delete it from the worker's work directory.`,
-    );
+  for (const ws of workspaces) {
+    try {
+      await CancellationScope.nonCancellable(() => onWorkspace(ws).removeDump(input));
+    } catch (err) {
+      if (workspaceGone(err)) warn(leftBehind(ws));
+      else {
+        after(
+          `Removing the dump file failed: ${describeFailure(err)}. Delete ${ws.dumpDir} on ${ws.host} by hand.`,
+        );
+      }
+    }
   }
 
   await deprovisionSourceStep();
