@@ -1,5 +1,7 @@
 // The pgshift command as a user runs it: exit codes 0 / 1 / 2, clear refusals, validation before any contact.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,4 +94,40 @@ test('cutover is refused while the migration is not waiting for it; status answe
   } finally {
     await handle.terminate('test over');
   }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+test('dev runs a dev server with its UI and a worker until Ctrl-C, keeping history under the home', async () => {
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const home = join(dir, 'dev-home');
+  const dev = spawn(process.execPath, [BIN, 'dev', '--port', String(port), '--ui-port', String(uiPort)], {
+    env: { ...process.env, PGSHIFT_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  dev.stdout.on('data', (d) => (output += d));
+  dev.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+  try {
+    for (let i = 0; i < 240 && !output.includes('Worker running'); i++)
+      await new Promise((r) => setTimeout(r, 250));
+    expect(output).toContain(`Web UI http://localhost:${uiPort}`);
+    const list = await pgshift(['list', '--json'], { TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+    expect(existsSync(join(home, 'temporal.db'))).toBe(true);
+  } finally {
+    dev.kill('SIGINT');
+  }
+  expect(await exited).toBe(0);
 });
