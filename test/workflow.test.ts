@@ -147,6 +147,8 @@ const FORWARD: Name[] = [
   'restoreTarget',
   'verifyTarget',
 ];
+/** The whole rollback after a failure or abort past the copy (before the point of no return). */
+const UNDO_ALL: Name[] = ['scaleServicesUp', 'removeDump', 'deprovisionTarget', 'purgeTargetBackups'];
 const HAPPY: Name[] = [...FORWARD, 'updateServiceConfig', 'scaleServicesUp', 'vacuumAnalyze', 'removeDump'];
 
 let client: Client;
@@ -348,13 +350,7 @@ test('a failing compensation step is recorded and the others still run', async (
   });
   await migrate(plan(), activities, async (handle) => {
     const failure = await failureOf(handle);
-    expect(names()).toEqual([
-      ...FORWARD,
-      'scaleServicesUp',
-      'removeDump',
-      'deprovisionTarget',
-      'purgeTargetBackups',
-    ]);
+    expect(names()).toEqual([...FORWARD, ...UNDO_ALL]);
     const cause = failure.cause as ApplicationFailure;
     expect(cause.message).toContain('"Verify source and target agree" failed');
     expect(cause.message).toContain('db.public.orders: source 42 rows, target 41');
@@ -421,13 +417,7 @@ test('cutover timeout with onTimeout abort rolls back', async () => {
   const p = plan({ cutover: { confirm: true, timeout: '3s', onTimeout: 'abort' } });
   await migrate(p, activities, async (handle) => {
     const failure = await failureOf(handle);
-    expect(names()).toEqual([
-      ...FORWARD,
-      'scaleServicesUp',
-      'removeDump',
-      'deprovisionTarget',
-      'purgeTargetBackups',
-    ]);
+    expect(names()).toEqual([...FORWARD, ...UNDO_ALL]);
     expect((failure.cause as ApplicationFailure).message).toContain('cutover not confirmed within 3s');
     const status = await handle.query(statusQuery);
     expect(status.phase).toBe('rolled-back');
@@ -481,13 +471,7 @@ test('abort while waiting at the gate rolls back, with the reason', async () => 
     await waitForStatus(handle, atGate, 'the cutover gate');
     await handle.signal(abortSignal, { reason: 'row counts look wrong to the DBA' });
     const failure = await failureOf(handle);
-    expect(names()).toEqual([
-      ...FORWARD,
-      'scaleServicesUp',
-      'removeDump',
-      'deprovisionTarget',
-      'purgeTargetBackups',
-    ]);
+    expect(names()).toEqual([...FORWARD, ...UNDO_ALL]);
     const cause = failure.cause as ApplicationFailure;
     expect(cause.type).toBe('MigrationAborted');
     expect(cause.message).toContain('row counts look wrong to the DBA');

@@ -89,11 +89,6 @@ async function signalWhen(
   console.log(done);
 }
 
-const notAwaitingSourceDeprovision = (view: StatusView) =>
-  view.status?.phase === 'awaiting-source-deprovision'
-    ? undefined
-    : 'it is not waiting to deprovision its source';
-
 program
   .command('cutover')
   .description('confirm the cutover of a migration waiting for it')
@@ -131,35 +126,35 @@ program
     ),
   );
 
-program
-  .command('deprovision-source')
-  .description('confirm deprovisioning the source (plan: cleanup.deprovisionSource.mode = signal)')
-  .argument('<id>', 'migration (workflow) id')
-  .action((id: string) =>
-    runCommand(() =>
-      signalWhen(
-        id,
-        notAwaitingSourceDeprovision,
-        (handle) => handle.signal(deprovisionSourceSignal),
-        `Source deprovisioning confirmed for ${id}.`,
-      ),
-    ),
-  );
+const notAwaitingSourceDeprovision = (view: StatusView) =>
+  view.status?.phase === 'awaiting-source-deprovision'
+    ? undefined
+    : 'it is not waiting to deprovision its source';
 
-program
-  .command('keep-source')
-  .description('cancel a pending deprovisioning of the source')
-  .argument('<id>', 'migration (workflow) id')
-  .action((id: string) =>
-    runCommand(() =>
-      signalWhen(
-        id,
-        notAwaitingSourceDeprovision,
-        (handle) => handle.signal(keepSourceSignal),
-        `The source of ${id} is kept.`,
+for (const { name, description, signal, done } of [
+  {
+    name: 'deprovision-source',
+    description: 'confirm deprovisioning the source (plan: cleanup.deprovisionSource.mode = signal)',
+    signal: deprovisionSourceSignal,
+    done: (id: string) => `Source deprovisioning confirmed for ${id}.`,
+  },
+  {
+    name: 'keep-source',
+    description: 'cancel a pending deprovisioning of the source',
+    signal: keepSourceSignal,
+    done: (id: string) => `The source of ${id} is kept.`,
+  },
+]) {
+  program
+    .command(name)
+    .description(description)
+    .argument('<id>', 'migration (workflow) id')
+    .action((id: string) =>
+      runCommand(() =>
+        signalWhen(id, notAwaitingSourceDeprovision, (handle) => handle.signal(signal), done(id)),
       ),
-    ),
-  );
+    );
+}
 
 program
   .command('list')
