@@ -57,10 +57,12 @@ test('a missing plan file and an unknown command exit 2', async () => {
   expect((await pgshift(['migrate-everything'])).code).toBe(2);
 });
 
-test('a platform this version cannot run is refused with exit 2', async () => {
-  const res = await pgshift(['start', '-f', join(__dirname, '..', 'examples', 'plan.aptible.yaml')]);
+test('an Aptible plan without source.environment is refused with exit 2 before any contact', async () => {
+  const file = join(dir, 'aptible-no-env.yaml');
+  await writeFile(file, 'platform: aptible\nsource: { handle: src }\ntarget: { handle: dst, version: 17 }\n');
+  const res = await pgshift(['start', '-f', file], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
   expect(res.code).toBe(2);
-  expect(res.stderr).toMatch(/platform "aptible" is not available/);
+  expect(res.stderr).toMatch(/source\.environment: is required for platform "aptible"/);
 });
 
 test('cutover and abort of an unknown migration exit 2', async () => {

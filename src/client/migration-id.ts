@@ -5,4 +5,4 @@ export function migrationIdFor(plan: Plan): string {
   return `pgshift-${plan.platform}-${plan.source.environment}-${plan.source.handle}`;
 }
 
-export const SUPPORTED_PLATFORMS = ['local'];
+export const SUPPORTED_PLATFORMS = ['local', 'aptible'];

@@ -23,8 +23,10 @@ function formatIssue(issue: z.core.$ZodIssue): string[] {
 /** Validates a plan already read into memory; every problem is reported, each naming its field. */
 export function validatePlan(raw: unknown, origin = 'plan'): Plan {
   const result = planSchema.safeParse(raw, { error: errorMap });
-  if (!result.success) {
-    const lines = result.error.issues.flatMap(formatIssue).map((line) => `  - ${line}`);
+  const problems = result.success ? [] : result.error.issues.flatMap(formatIssue);
+  problems.push(...defaultsThatDoNotApply(raw));
+  if (!result.success || problems.length > 0) {
+    const lines = problems.map((line) => `  - ${line}`);
     throw new BadInputError(`${origin} is not valid:\n${lines.join('\n')}`);
   }
   const plan = result.data;
@@ -32,6 +34,18 @@ export function validatePlan(raw: unknown, origin = 'plan'): Plan {
     ...plan,
     target: { ...plan.target, environment: plan.target.environment ?? plan.source.environment },
   };
+}
+
+/**
+ * source.environment defaults to "local", the local platform's only environment. On Aptible that default
+ * would name an environment that almost surely does not exist, or worse, the wrong one: it must be given.
+ */
+function defaultsThatDoNotApply(raw: unknown): string[] {
+  const plan = raw as { platform?: unknown; source?: { environment?: unknown } } | null;
+  if (plan?.platform !== 'aptible' || typeof plan.source !== 'object' || plan.source === null) return [];
+  return plan.source.environment === undefined
+    ? ['source.environment: is required for platform "aptible" (SOURCE_ENVIRONMENT of the guide)']
+    : [];
 }
 
 /** Reads a YAML or JSON plan file (JSON is YAML, so one parser serves both). */

@@ -5,6 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, platformRegistry } from '../activities';
 import type { Platform } from '../platform/platform';
 import { createLocalPlatform, resolvePgshiftHome } from '../platform/local';
+import { createAptiblePlatform } from '../platform/aptible';
 import { TASK_QUEUE } from '../workflows/definitions';
 import { type TemporalSettings, temporalSettings } from '../temporal/connection';
 
@@ -16,7 +17,10 @@ export interface PgshiftWorkerOptions {
    * file. Default PGSHIFT_HOST_TASK_QUEUE, else `<taskQueue>-host-<hostname>-<hash of the work dir>`.
    */
   hostTaskQueue?: string;
-  /** Platforms this worker serves; default: the local platform under the pgshift home. */
+  /**
+   * Platforms this worker serves; default: the local platform under the pgshift home, and Aptible through
+   * the `aptible` CLI (APTIBLE_CLI_PATH or PATH; logged in, or APTIBLE_ACCESS_TOKEN set).
+   */
   platforms?: Record<string, Platform>;
   /** Where dumps go; default PGSHIFT_WORK_DIR or <pgshift home>/work. */
   workDir?: string;
@@ -62,7 +66,8 @@ export async function createPgshiftWorker(options: PgshiftWorkerOptions = {}): P
     apiKey: settings.apiKey,
   });
   try {
-    const platforms = options.platforms ?? { local: createLocalPlatform() };
+    // Building them runs nothing: the CLI is first called by an activity of an Aptible plan.
+    const platforms = options.platforms ?? { local: createLocalPlatform(), aptible: createAptiblePlatform() };
     const activities = createActivities({
       platformFor: platformRegistry(platforms),
       workDir,

@@ -1,0 +1,108 @@
+// What a failed `aptible` command means for the workflow: worth a retry, or something the operator must fix.
+// Texts come from aptible/aptible-cli: bin/aptible (API errors), lib/aptible/cli/helpers/token.rb (login),
+// helpers/{environment,database,app}.rb (lookups), helpers/tunnel.rb (tunnels), helpers/operation.rb.
+// Every CLI failure is a bare message on stderr and exit code 1, so the message is all there is to go on.
+import {
+  NotFoundError,
+  PlatformError,
+  type PgshiftError,
+  TargetExistsError,
+  TransientPlatformError,
+} from '../../errors';
+import { redact } from '../../lib/redact';
+
+export interface CliFailure {
+  /** The subcommand, e.g. "db:create" (never the arguments, which may hold a secret). */
+  command: string;
+  exitCode: number | undefined;
+  stderr: string;
+  /** The process could not be started at all (ENOENT, EACCES). */
+  spawnError?: string;
+  timedOut?: boolean;
+}
+
+type Rule = [RegExp, (message: string, f: CliFailure) => PgshiftError];
+
+const LOGIN_HELP =
+  'log in on the worker machine with `aptible login` (tokens expire: 1 week by default), or set ' +
+  "APTIBLE_ACCESS_TOKEN in the worker's environment, then retry the workflow's failed step by starting again";
+
+const RULES: Rule[] = [
+  [
+    /Could not read token|API authentication error|please run aptible login/i,
+    () => new PlatformError(`the aptible CLI is not logged in: ${LOGIN_HELP}`),
+  ],
+  [
+    /Could not find (database|environment|app) |Specified account does not exist|does not exist for app|Backup #\d+ not found|is not provisioned/i,
+    (m) => new NotFoundError(`${m}: check the handles and environments in the plan`),
+  ],
+  [
+    /No Database Image of type|--type is required|valid versions/i,
+    (m) => new PlatformError(`${m}: check target.version in the plan against \`aptible db:versions\``),
+  ],
+  [
+    /Multiple (databases|apps|environments) .*exist|Multiple environments available/i,
+    (m) => new PlatformError(`${m}: set the environment explicitly in the plan`),
+  ],
+  [
+    /has already been taken/i,
+    (m) =>
+      new TargetExistsError(`${m}: a database with that handle exists; choose another handle in the plan`),
+  ],
+  // Tunnels: did not come up (ssh failed), timed out, crashed. All worth another tunnel.
+  [/Tunnel did not come up|Tunnel timed out|Tunnel crashed/i, (m) => new TransientPlatformError(m)],
+  // An operation still running, or the portal lost: the CLI polls, and a later run sees the outcome.
+  [
+    /already (in progress|running)|operation .*(in progress|pending)|try again/i,
+    (m) => new TransientPlatformError(`${m} (retrying)`),
+  ],
+  [
+    /Operation #(\d+) failed/i,
+    (m, f) =>
+      new TransientPlatformError(
+        `${m} (\`aptible ${f.command}\`); see \`aptible operation:logs ${/#(\d+)/.exec(m)?.[1]}\`. Retrying`,
+      ),
+  ],
+  // Network and API-side failures (5xx surface as an uncaught Ruby exception with a backtrace).
+  [
+    /ServerError|Errno::E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|TIMEDOUT)|SocketError|getaddrinfo|Net::(OpenTimeout|ReadTimeout)|Faraday::|timed out|Connection reset|\b50[234]\b/i,
+    (m) => new TransientPlatformError(`${m} (network or Aptible API trouble; retrying)`),
+  ],
+  [
+    /An error occurred: /i,
+    (m) => new PlatformError(`${m}: Aptible refused the request; fix what it names, then start again`),
+  ],
+];
+
+/** The meaningful line of the CLI's stderr: the last non-noise line, without secrets, at most 500 chars. */
+export function failureMessage(stderr: string, secrets: readonly string[] = []): string {
+  const lines = redact(stderr, secrets)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^from \//.test(l));
+  // Ruby prints the exception first and the backtrace after: prefer the line that names the error.
+  const named = lines.find((l) => /Error|error|Could not|not found|exist|failed|crashed|timed out/.test(l));
+  const line = named ?? lines[lines.length - 1] ?? '';
+  return line.length > 500 ? `${line.slice(0, 499)}…` : line;
+}
+
+/** Turns a failed CLI run into the error the workflow's retry policy understands. */
+export function classifyFailure(f: CliFailure, secrets: readonly string[] = []): PgshiftError {
+  if (f.spawnError) {
+    return new PlatformError(
+      `the aptible CLI could not be run (${f.spawnError}): install it on the worker machine ` +
+        '(https://www.aptible.com/docs/reference/aptible-cli/cli-commands/overview) or set APTIBLE_CLI_PATH',
+    );
+  }
+  if (f.timedOut) {
+    return new TransientPlatformError(`\`aptible ${f.command}\` did not finish in time; retrying`);
+  }
+  const message = failureMessage(f.stderr, secrets);
+  for (const [pattern, make] of RULES) {
+    if (pattern.test(message)) return make(message, f);
+  }
+  // Unknown failures are retried (the workflow bounds the attempts); the message shows what happened.
+  return new TransientPlatformError(
+    `\`aptible ${f.command}\` failed (exit ${f.exitCode ?? 'signal'}): ${message || 'no message'}`,
+  );
+}

@@ -1,0 +1,2 @@
+export { AptiblePlatform, createAptiblePlatform, type AptiblePlatformOptions } from './aptible-platform';
+export { AptibleCli } from './cli';
