@@ -5,6 +5,7 @@ import { redact } from '../lib/redact';
 import {
   createLocalPlatform,
   type LocalAppInfo,
+  type LocalBackupInfo,
   type LocalDatabaseInfo,
   type LocalPlatform,
 } from '../platform/local';
@@ -102,6 +103,83 @@ export function localCommand(): Command {
       }),
   );
 
+  withEnv(sub('db:backup', 'take a backup of a database: a physical base backup').argument('<handle>'))
+    .alias('backup:create')
+    .action((handle: string, opts: EnvOpts) =>
+      run(async () => {
+        info(`Backing up ${handle}...`);
+        printObject(backupJson(await platform().createBackup(handle, opts.environment)));
+      }),
+    );
+
+  withEnv(sub('backup:list', "list a database's backups, newest first").argument('<handle>'))
+    .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
+    .action((handle: string, opts: EnvOpts & JsonOpts) =>
+      run(async () => {
+        const backups = await platform().listBackups(handle, opts.environment);
+        if (wantsJson(opts)) return printJson(backups.map((b) => backupJson(b)));
+        for (const b of backups) out(backupDescription(b));
+      }),
+    );
+
+  sub('backup:restore', 'restore a backup into a new database')
+    .argument('<backup_id>')
+    .option('--handle <handle>', 'a name for the new database (default: <database>-at-<time of the backup>)')
+    .option('--environment <handle>', "environment to restore to (default: the backed-up database's)")
+    .option('--container-size <mb>', "recorded only (default: the backed-up database's)", positiveInt)
+    .option('--disk-size <gb>', "recorded only (default: the backed-up database's)", positiveInt)
+    .option(
+      '--created-by <id>',
+      'creator label: restoring again with the same label returns the database already restored',
+    )
+    .action(
+      (
+        id: string,
+        opts: {
+          handle?: string;
+          environment?: string;
+          containerSize?: number;
+          diskSize?: number;
+          createdBy?: string;
+        },
+      ) =>
+        run(async () => {
+          const local = platform();
+          const backup = await local.getBackup(id);
+          const handle = opts.handle ?? `${backup.databaseHandle}-at-${timestampSuffix(backup.createdAt)}`;
+          info(`Restoring backup into ${handle}`);
+          const db = await local.restoreBackup({
+            backupId: id,
+            handle,
+            environment: opts.environment ?? backup.environment,
+            containerSizeMb: opts.containerSize,
+            diskSizeGb: opts.diskSize,
+            createdBy: opts.createdBy ?? `cli:${randomUUID()}`,
+          });
+          printObject(databaseJson(db));
+        }),
+    );
+
+  sub('backup:orphaned', 'list backups of deprovisioned databases, newest first')
+    .option('--environment <handle>', 'only this environment')
+    .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
+    .action((opts: Partial<EnvOpts> & JsonOpts) =>
+      run(async () => {
+        const backups = await platform().listOrphanedBackups(opts.environment);
+        if (wantsJson(opts)) return printJson(backups.map((b) => backupJson(b, true)));
+        for (const b of backups) out(backupDescription(b, true));
+      }),
+    );
+
+  sub('backup:purge', 'permanently delete a backup (succeeds when it is already gone)')
+    .argument('<backup_id>')
+    .action((id: string) =>
+      run(async () => {
+        info(`Purging backup ${id}`);
+        await platform().purgeBackup(id);
+      }),
+    );
+
   withEnv(sub('apps:create', 'create an app whose services are shell commands').argument('<app>'))
     .requiredOption('--service <NAME=COMMAND>', 'a service and its command (repeatable)', collectService, {})
     .option('--cwd <dir>', "working directory of the app's processes (default: the current directory)")
@@ -190,8 +268,40 @@ function databaseJson(db: LocalDatabaseInfo) {
     created_by: db.createdBy,
     host: '127.0.0.1',
     port: db.port,
+    container_size: db.containerSizeMb,
     environment: { handle: db.environment },
   };
+}
+
+function backupJson(backup: LocalBackupInfo, orphaned = false) {
+  return {
+    id: Number(backup.id),
+    description: backupDescription(backup, orphaned),
+    created_at: backup.createdAt,
+    region: 'local',
+    // GB like Aptible's (rounded up); size_bytes is exact.
+    size: backup.sizeBytes === undefined ? undefined : Math.max(1, Math.ceil(backup.sizeBytes / 2 ** 30)),
+    size_bytes: backup.sizeBytes,
+    manual: true,
+    version: String(backup.version),
+    container_size: backup.containerSizeMb,
+    disk_size: backup.diskSizeGb,
+    database: { handle: backup.databaseHandle, deleted_at: backup.databaseDeletedAt },
+    environment: { handle: backup.environment },
+  };
+}
+
+/** Aptible's one-line description: "ID: CREATED_AT, REGION, ORIGIN[, HANDLE deleted at TIME]". */
+function backupDescription(backup: LocalBackupInfo, orphaned = false): string {
+  const line = `${backup.id}: ${backup.createdAt}, local, manual`;
+  return orphaned
+    ? `${line}, ${backup.databaseHandle} deleted at ${backup.databaseDeletedAt ?? 'unknown'}`
+    : line;
+}
+
+/** 2024-05-01T12:34:56.789Z → 2024-05-01-12-34-56, as Aptible names a restored database by default. */
+function timestampSuffix(iso: string): string {
+  return iso.slice(0, 19).replace(/[T:]/g, '-');
 }
 
 function appJson(app: LocalAppInfo) {

@@ -11,6 +11,8 @@ export interface DatabaseInfo {
   sizeBytes?: number;
   /** The migration id that created it, when the platform can record one. */
   createdBy?: string;
+  /** Memory of its container in MB, when the platform reports it. */
+  containerSizeMb?: number;
 }
 
 export interface CreateDatabaseSpec {
@@ -50,6 +52,23 @@ export interface OrphanedBackup {
   createdAt?: string;
 }
 
+export interface BackupInfo extends OrphanedBackup {
+  /** ISO time the backup was taken. */
+  createdAt: string;
+  sizeBytes?: number;
+}
+
+/** `aptible backup:restore ID --handle H --container-size N`: a new database holding a backup's data. */
+export interface RestoreBackupSpec {
+  backupId: string;
+  handle: string;
+  environment: string;
+  /** Default: the backed-up database's. */
+  containerSizeMb?: number;
+  /** The run restoring it; platforms that can store a label keep it for idempotency checks. */
+  createdBy: string;
+}
+
 export interface Platform {
   readonly name: string;
   /** The admin role every database of this platform has; its password must not be overwritten by a restore. */
@@ -74,6 +93,11 @@ export interface Platform {
   /** An app's configuration (`aptible config`). SECRET values. */
   getConfig(app: string, environment: string): Promise<Record<string, string>>;
 
+  /** A database's backups, newest first (`aptible backup:list HANDLE`). */
+  listBackups(handle: string, environment: string): Promise<BackupInfo[]>;
+  /** Idempotent like createDatabase: the database this run already restored is returned as it is. */
+  restoreBackup(spec: RestoreBackupSpec): Promise<DatabaseInfo>;
+  /** Final backups of deprovisioned databases (`aptible backup:orphaned`). */
   listOrphanedBackups(environment: string): Promise<OrphanedBackup[]>;
   purgeBackup(id: string): Promise<void>;
 }

@@ -66,6 +66,34 @@ export async function initCluster(
   const conf = join(paths.dataDir, 'postgresql.conf');
   await writeFile(conf, (await readFile(conf, 'utf8')) + `\ninclude '${CONF_FILE}'\n`);
   await writeClusterConf(user, paths, port);
+  await ensureReplicationHba(paths);
+}
+
+/**
+ * Lets the admin role open replication connections over TCP, which pg_basebackup needs (initdb's default
+ * pg_hba.conf already does; clusters whose file was changed get the line added). Returns whether it changed
+ * the file: a running server then needs a reload.
+ */
+export async function ensureReplicationHba(paths: ClusterPaths): Promise<boolean> {
+  const file = join(paths.dataDir, 'pg_hba.conf');
+  const text = (await readTextIfExists(file)) ?? '';
+  const allowed = text.split('\n').some((line) => {
+    const [type, database, role, address] = line.replace(/#.*/, '').trim().split(/\s+/);
+    return (
+      (type === 'host' || type === 'hostnossl') &&
+      database?.split(',').includes('replication') &&
+      ['all', ADMIN_ROLE].some((r) => role?.split(',').includes(r)) &&
+      ['127.0.0.1/32', 'samehost', 'all', '0.0.0.0/0'].includes(address ?? '')
+    );
+  });
+  if (allowed) return false;
+  // Appending keeps the file's owner and mode.
+  const line = `host    replication     ${ADMIN_ROLE}         127.0.0.1/32            scram-sha-256`;
+  await writeFile(
+    file,
+    `${text.endsWith('\n') || !text ? text : `${text}\n`}# Added by pgshift (backups).\n${line}\n`,
+  );
+  return true;
 }
 
 /** Settings pgshift owns, kept in their own file so a port change rewrites only them. */
@@ -186,6 +214,26 @@ export async function bootstrapCluster(port: number, password: string): Promise<
   } finally {
     await client.end();
   }
+}
+
+/** Makes a running server re-read its configuration files (pg_hba.conf included). */
+export async function reloadServerConfig(port: number, password: string): Promise<void> {
+  const client = new Client({
+    host: HOST,
+    port,
+    user: ADMIN_ROLE,
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: 30_000,
+  });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_reload_conf()');
+  } finally {
+    await client.end();
+  }
+  // The postmaster reloads when it handles the signal, a moment after the call returned.
+  await sleep(500);
 }
 
 /** Checks the server user can run these binaries (node_modules may sit where it cannot reach). */

