@@ -54,7 +54,8 @@ beforeAll(async () => {
 afterAll(async () => {
   worker?.shutdown();
   await running;
-  await platform?.stopAll();
+  // destroy(), not stopAll(): clusters may live outside the home (/var/lib/pgshift/<id>) and must go too.
+  await platform?.destroy();
   await rm(home, { recursive: true, force: true });
 });
 
