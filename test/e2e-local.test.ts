@@ -20,6 +20,7 @@ import {
   type MigrationSummary,
 } from '../src/workflows/definitions';
 import { connectTestClient, testWorkerOptions, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { historyText } from './helpers/history';
 
 const WRITER = join(__dirname, '..', 'src', 'demo', 'writer.js');
 const ENV = 'local';
@@ -112,16 +113,6 @@ async function fingerprint(conn: DatabaseConnection, skip: (table: string) => bo
 }
 
 /** The history as text with every payload decoded (they travel base64-encoded), so a secret would show. */
-function historyText(history: unknown): string {
-  const decoded: string[] = [];
-  const raw = JSON.stringify(history, (key, value) => {
-    if (key === 'data' && typeof value === 'string')
-      decoded.push(Buffer.from(value, 'base64').toString('utf8'));
-    return value;
-  });
-  return `${raw}\n${decoded.join('\n')}`;
-}
-
 async function waitForGate(id: string): Promise<MigrationStatus> {
   const handle = client.workflow.getHandle(id);
   for (let i = 0; i < 600; i++) {

@@ -84,11 +84,10 @@ export class AptiblePlatform implements Platform {
 
   /** Idempotent: a database that is gone (or never was) counts as deprovisioned. */
   async deprovisionDatabase(handle: string, environment: string): Promise<void> {
-    if (!(await this.findDatabase(handle, environment))) return;
     try {
       await this.cli.run(['db:deprovision', handle, '--environment', environment]);
     } catch (err) {
-      // Gone between the lookup and the command (e.g. an earlier attempt's operation finished).
+      // db:deprovision has no "already gone" success (subcommands/db.rb): that is its lookup failing.
       if (err instanceof NotFoundError && /Could not find database/.test(err.message)) return;
       throw err;
     }

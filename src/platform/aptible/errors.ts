@@ -25,7 +25,7 @@ type Rule = [RegExp, (message: string, f: CliFailure) => PgshiftError];
 
 const LOGIN_HELP =
   'log in on the worker machine with `aptible login` (tokens expire: 1 week by default), or set ' +
-  "APTIBLE_ACCESS_TOKEN in the worker's environment, then retry the workflow's failed step by starting again";
+  "APTIBLE_ACCESS_TOKEN in the worker's environment; then start the migration again";
 
 const RULES: Rule[] = [
   [

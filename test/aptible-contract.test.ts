@@ -1,0 +1,334 @@
+// The Aptible platform, command by command: the real workflow, activities and worker drive the `aptible` CLI
+// through PATH, and a faithful fake (test/fake-aptible) answers with the real CLI's shapes while real
+// PostgreSQL clusters stand behind its databases and tunnels, so the real pg_dumpall/psql run end to end.
+// Each test asserts the exact commands, in order, that a migration typed.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { createAptiblePlatform, type AptiblePlatform } from '../src/platform/aptible';
+import { createPgshiftWorker, type PgshiftWorker } from '../src/worker/run-worker';
+import { startMigration } from '../src/client/start';
+import { validatePlan } from '../src/plan/load';
+import type { Plan, PlanInput } from '../src/plan/schema';
+import { loadSampleData } from '../src/demo/sample-data';
+import { withClient } from '../src/pg/connection';
+import { redact } from '../src/lib/redact';
+import type { MigrationSummary } from '../src/workflows/definitions';
+import { createFakeAptible, type FakeAptible } from './fake-aptible/fixture';
+import { historyText } from './helpers/history';
+import { connectTestClient, testWorkerOptions, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+
+const ENV = 'test-environment';
+
+let fake: FakeAptible;
+let platform: AptiblePlatform;
+let client: Client;
+let worker: PgshiftWorker;
+let running: Promise<void>;
+let workDir: string;
+let taskQueue: string;
+
+beforeAll(async () => {
+  fake = await createFakeAptible();
+  await fake.addEnvironment(ENV);
+  // The worker finds `aptible` on PATH, logged in through APTIBLE_ACCESS_TOKEN, as a user's would.
+  platform = createAptiblePlatform({ env: { ...process.env, ...fake.env } });
+  workDir = await mkdtemp(join(tmpdir(), 'pgshift-aptible-work-'));
+  client = await connectTestClient();
+  taskQueue = uniqueTaskQueue('aptible');
+  const opts = testWorkerOptions();
+  worker = await createPgshiftWorker({
+    settings: { address: opts.address, namespace: opts.namespace, uiUrl: '' },
+    taskQueue,
+    platforms: { aptible: platform },
+    workDir,
+    workflowBundle: opts.workflowBundle,
+  });
+  running = worker.run();
+});
+
+afterAll(async () => {
+  worker?.shutdown();
+  await running;
+  await client?.connection.close();
+  await fake?.destroy();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+async function createSource(handle: string, sql?: string): Promise<void> {
+  const res = await fake.run(
+    ['db:create', handle, '--type', 'postgresql', '--version', '14', '--environment', ENV],
+    { format: 'json' },
+  );
+  expect(res.exitCode).toBe(0);
+  const conn = await platform.connect(handle, ENV);
+  try {
+    if (sql) await withClient(conn, conn.database, (c) => c.query(sql));
+    else await loadSampleData(conn);
+  } finally {
+    await conn.close();
+  }
+}
+
+function plan(source: string, target: string, app: string, extra: Partial<PlanInput> = {}): Plan {
+  return validatePlan({
+    platform: 'aptible',
+    source: { handle: source, environment: ENV },
+    target: { handle: target, version: '17', environment: ENV, diskSize: 100 },
+    services: [{ app, service: 'cmd' }],
+    config: [{ app, variable: 'DB_URL' }],
+    cutover: { confirm: false },
+    cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
+    ...extra,
+  });
+}
+
+/** Runs a migration and returns its outcome and the commands it typed (those after `since`). */
+async function migrate(
+  p: Plan,
+): Promise<{ id: string; result?: MigrationSummary; error?: Error; commands: string[] }> {
+  const since = fake.invocations().length;
+  const id = uniqueWorkflowId('aptible');
+  await startMigration(client, p, { id, taskQueue });
+  let result: MigrationSummary | undefined;
+  let error: Error | undefined;
+  try {
+    result = await client.workflow.getHandle(id).result();
+  } catch (err) {
+    error = err as Error;
+  }
+  return { id, result, error, commands: fake.commands().slice(since) };
+}
+
+const e = `--environment ${ENV}`;
+const tunnel = (h: string) => `db:tunnel ${h} ${e}`;
+const lookup = `db:list ${e}`;
+
+/** The guide's first steps, identical in every migration of `source` to `target` for `app`. */
+function untilScaleDown(source: string, target: string, app: string): string[] {
+  const scratch = `${target}-schema-test`;
+  return [
+    // Preflight: the source exists, can be reached and dumped; the version exists; the target is free;
+    // the services and config exist (the guide: `APTIBLE_OUTPUT_FORMAT=json aptible apps`).
+    lookup,
+    tunnel(source),
+    'db:versions',
+    lookup,
+    `apps ${e}`,
+    `db:url ${source} ${e}`,
+    `config --app ${app} ${e}`,
+    // Test the schema: a scratch database of the target version, removed at once.
+    tunnel(source),
+    lookup,
+    `db:create ${scratch} --type postgresql --version 17 ${e} --disk-size 100 --container-size 4096`,
+    tunnel(scratch),
+    `db:deprovision ${scratch} ${e}`,
+    // Create the target, exactly the guide's command.
+    lookup,
+    `db:create ${target} --type postgresql --version 17 ${e} --disk-size 100 --container-size 4096`,
+    // Scale services down.
+    `apps:scale --app ${app} ${e} cmd --container-count 0`,
+  ];
+}
+
+test('a successful migration types every command of the guide, in order, with its flags', async () => {
+  await createSource('source-db');
+  const sourceUrl = await platform.databaseUrl('source-db', ENV);
+  await fake.addApp(ENV, 'my-app', { cmd: { containerCount: 2 } }, { DB_URL: sourceUrl });
+
+  const { id, result, error, commands } = await migrate(plan('source-db', 'dump-test', 'my-app'));
+  expect(error).toBeUndefined();
+  expect(result?.phase).toBe('completed');
+  expect(result?.verification?.ok).toBe(true);
+
+  expect(commands).toEqual([
+    ...untilScaleDown('source-db', 'dump-test', 'my-app'),
+    tunnel('source-db'), // dump
+    tunnel('dump-test'), // restore
+    tunnel('source-db'), // verify
+    tunnel('dump-test'),
+    `db:url dump-test ${e}`, // update services: the target's own URL...
+    `config:set --app my-app ${e} DB_URL=${redact(await platform.databaseUrl('dump-test', ENV))}`,
+    `apps:scale --app my-app ${e} cmd --container-count 2`, // scale back up to the recorded count
+    tunnel('dump-test'), // vacuum analyze
+  ]);
+
+  // ...never a tunnel's localhost URL.
+  const targetUrl = await platform.databaseUrl('dump-test', ENV);
+  expect(fake.app(ENV, 'my-app').config.DB_URL).toBe(targetUrl);
+  expect(fake.app(ENV, 'my-app').services.cmd.containerCount).toBe(2);
+  // Every tunnel was closed with its step.
+  expect(fake.invocations().filter((i) => i.argv[0] === 'db:tunnel' && i.exitCode === undefined)).toEqual([]);
+  // The scratch database is gone; its final backup is Aptible's business (the guide purges only the target's).
+  expect(fake.databases().map((d) => d.handle)).toEqual(['source-db', 'dump-test']);
+  expect(await readdir(join(workDir, 'dumps')).catch(() => [])).toEqual([]);
+
+  // Nothing the CLI printed with a password (tunnel lines, db:url, db:list, db:create) is in the history.
+  const history = historyText(await client.workflow.getHandle(id).fetchHistory());
+  expect(history).toContain('"handle":"dump-test"'); // decoded payloads: the search below sees them
+  for (const url of [sourceUrl, targetUrl]) expect(history).not.toContain(new URL(url).password);
+  expect(history).not.toMatch(/postgres(ql)?:\/\/[^\s"@]*:[^\s"@*]+@/);
+});
+
+test('a failure before the point of no return scales back up, deprovisions the target and purges only its backups', async () => {
+  await createSource(
+    'bad-db',
+    `-- The target rejects rows the source accepted; the schema alone restores, so only the real restore fails.
+     CREATE FUNCTION accepts_qty(q int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+     BEGIN RETURN current_setting('server_version_num')::int < 170000 OR q <= 100; END $$;
+     CREATE TABLE stock (sku text PRIMARY KEY, qty int CHECK (accepts_qty(qty)));
+     INSERT INTO stock VALUES ('small', 5), ('large', 500);`,
+  );
+  await fake.addApp(
+    ENV,
+    'bad-app',
+    { cmd: { containerCount: 3 } },
+    {
+      DB_URL: await platform.databaseUrl('bad-db', ENV),
+    },
+  );
+  // Someone else's final backup in the same environment: never ours to purge.
+  expect((await fake.run(['db:create', 'old-db', '--environment', ENV], { format: 'json' })).exitCode).toBe(
+    0,
+  );
+  expect((await fake.run(['db:deprovision', 'old-db', '--environment', ENV])).exitCode).toBe(0);
+  const othersBackup = fake.orphaned().find((b) => b.databaseHandle === 'old-db');
+  expect(othersBackup).toBeDefined();
+
+  const { error, commands } = await migrate(plan('bad-db', 'bad-target', 'bad-app'));
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  expect(String((error as WorkflowFailedError).cause?.message)).toMatch(/rolled back.*restore/i);
+
+  const targetsBackup = fake.orphaned().find((b) => b.databaseHandle === 'bad-target');
+  expect(targetsBackup).toBeUndefined(); // purged
+  expect(commands.slice(0, -2)).toEqual([
+    ...untilScaleDown('bad-db', 'bad-target', 'bad-app'),
+    tunnel('bad-db'), // dump
+    tunnel('bad-target'), // restore: unexpected errors, not retried
+    // Compensation: services back at their recorded count, the target deprovisioned...
+    `apps:scale --app bad-app ${e} cmd --container-count 3`,
+    lookup,
+    `db:deprovision bad-target ${e}`,
+  ]);
+  // ...and its final backup, found among the orphaned ones, purged: that one only.
+  const [list, purge] = commands.slice(-2);
+  expect(list).toBe(`backup:orphaned ${e}`);
+  expect(purge).toMatch(/^backup:purge \d+$/);
+  expect(purge).not.toBe(`backup:purge ${othersBackup?.id}`);
+  expect(fake.orphaned().map((b) => b.databaseHandle)).toContain('old-db');
+  expect(fake.app(ENV, 'bad-app').services.cmd.containerCount).toBe(3);
+  expect(fake.app(ENV, 'bad-app').config.DB_URL).toBe(await platform.databaseUrl('bad-db', ENV));
+  expect(fake.databases().map((d) => d.handle)).not.toContain('bad-target');
+});
+
+test('a failure after the point of no return (vacuum) is reported: no deprovision, no purge', async () => {
+  await createSource(
+    'late-db',
+    'CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000);',
+  );
+  await fake.addApp(
+    ENV,
+    'late-app',
+    { cmd: { containerCount: 1 } },
+    {
+      DB_URL: await platform.databaseUrl('late-db', ENV),
+    },
+  );
+  // The target's tunnels for the restore and the verification work; every later one crashes.
+  await fake.setFaults([
+    {
+      command: 'db:tunnel',
+      handle: 'late-target',
+      skip: 2,
+      action: { type: 'fail', stderr: 'Tunnel crashed (255)' },
+    },
+  ]);
+  try {
+    const { result, error, commands } = await migrate(plan('late-db', 'late-target', 'late-app'));
+    expect(error).toBeUndefined();
+    expect(result?.phase).toBe('completed-with-errors');
+    expect(result?.errors.join('\n')).toMatch(
+      /Vacuum and analyze.*failed.*Tunnel crashed.*VACUUM ANALYZE .*by hand/s,
+    );
+    expect(commands).toEqual([
+      ...untilScaleDown('late-db', 'late-target', 'late-app'),
+      tunnel('late-db'),
+      tunnel('late-target'),
+      tunnel('late-db'),
+      tunnel('late-target'),
+      `db:url late-target ${e}`,
+      `config:set --app late-app ${e} DB_URL=${redact(await platform.databaseUrl('late-target', ENV))}`,
+      `apps:scale --app late-app ${e} cmd --container-count 1`,
+      // Vacuum: a crashed tunnel is retried (three attempts), then reported.
+      tunnel('late-target'),
+      tunnel('late-target'),
+      tunnel('late-target'),
+    ]);
+    expect(fake.databases().map((d) => d.handle)).toContain('late-target');
+  } finally {
+    await fake.setFaults([]);
+  }
+});
+
+test('a tunnel that dies mid-dump is replaced by a new one and the copy is still complete', async () => {
+  await createSource('flaky-db');
+  await fake.addApp(
+    ENV,
+    'flaky-app',
+    { cmd: { containerCount: 1 } },
+    {
+      DB_URL: await platform.databaseUrl('flaky-db', ENV),
+    },
+  );
+  // Preflight and the schema test each open one tunnel to the source; the third is the dump's.
+  await fake.setFaults([
+    {
+      command: 'db:tunnel',
+      handle: 'flaky-db',
+      skip: 2,
+      times: 1,
+      action: { type: 'dieAfterBytes', bytes: 20_000 },
+    },
+  ]);
+  try {
+    const { result, error, commands } = await migrate(plan('flaky-db', 'flaky-target', 'flaky-app'));
+    expect(error).toBeUndefined();
+    expect(result?.phase).toBe('completed');
+    expect(result?.dumpBytes).toBeGreaterThan(20_000);
+    // Complete: every table and sequence of both databases agrees.
+    expect(result?.verification?.ok).toBe(true);
+    expect(result?.verification?.databases.map((d) => d.name).sort()).toEqual([
+      'db',
+      'inventory',
+      'postgres',
+    ]);
+    expect(commands).toEqual([
+      ...untilScaleDown('flaky-db', 'flaky-target', 'flaky-app'),
+      tunnel('flaky-db'), // the dump's first tunnel: dies after 20 kB
+      tunnel('flaky-db'), // the retry's
+      tunnel('flaky-target'),
+      tunnel('flaky-db'),
+      tunnel('flaky-target'),
+      `db:url flaky-target ${e}`,
+      `config:set --app flaky-app ${e} DB_URL=${redact(await platform.databaseUrl('flaky-target', ENV))}`,
+      `apps:scale --app flaky-app ${e} cmd --container-count 1`,
+      tunnel('flaky-target'),
+    ]);
+  } finally {
+    await fake.setFaults([]);
+  }
+});
+
+// Last: the fixture's token stays expired.
+test('not logged in: the migration stops in preflight, before any downtime, saying how to log in', async () => {
+  await fake.addApp(ENV, 'idle-app', { cmd: { containerCount: 1 } });
+  await fake.expireToken();
+  const { error, commands } = await migrate(plan('source-db', 'never-made', 'idle-app', { config: [] }));
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  expect(String((error as WorkflowFailedError).cause?.message)).toMatch(
+    /not logged in.*aptible login.*APTIBLE_ACCESS_TOKEN/,
+  );
+  expect(commands).toEqual([lookup]); // non-retryable: asked once
+  expect(fake.app(ENV, 'idle-app').services.cmd.containerCount).toBe(1);
+});
