@@ -74,6 +74,13 @@ export interface RestoreResult {
   expectedErrors: string[];
 }
 
+/**
+ * The details of an `UnexpectedRestoreErrors` failure (restore or schema test): the unexpected error lines,
+ * then the expected ones, exactly as psql printed them (each list capped, its last line then saying how
+ * many more there were).
+ */
+export type UnexpectedRestoreErrorsDetails = [unexpected: string[], expected: string[]];
+
 export interface TableReport {
   schema: string;
   name: string;
@@ -133,4 +140,34 @@ export interface MigrationActivities {
   deprovisionTarget(input: MigrationInput): Promise<void>;
   purgeTargetBackups(input: MigrationInput): Promise<PurgeResult>;
   removeDump(input: MigrationInput): Promise<void>;
+}
+
+/** A backup of the source, as a rehearsal reports it (no secret: ids and times). */
+export interface BackupRef {
+  id: string;
+  /** ISO time the backup was taken. */
+  createdAt: string;
+  sizeBytes?: number;
+}
+
+/** The rehearsal's copy of production: a new database restored from the source's latest backup. */
+export interface RestoredCopy {
+  handle: string;
+  environment: string;
+  version: number;
+  containerSizeMb?: number;
+  /** True when a retry found the copy an earlier attempt of this rehearsal restored. */
+  foundExisting: boolean;
+}
+
+/**
+ * What a rehearsal needs beyond the migration's own activities (which it reuses with derived inputs whose
+ * source is the copy and whose target is the rehearsal target). `input` is the rehearsal's: its
+ * migrationId is the rehearsal's workflow id, its plan the migration's.
+ */
+export interface RehearsalActivities {
+  /** The source's newest backup; NotFoundError (telling the operator how to take one) when it has none. */
+  findLatestBackup(input: MigrationInput): Promise<BackupRef>;
+  /** Restores the backup into the copy, with the production database's container size. */
+  restoreBackupCopy(input: MigrationInput, backupId: string): Promise<RestoredCopy>;
 }

@@ -3,8 +3,7 @@ import { dirname } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
-import { UnexpectedRestoreErrors } from '../errors';
+import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 import { dumpAll } from '../pg/dump';
 import { resetTarget } from '../pg/reset';
 import { restoreDump } from '../pg/restore';
@@ -57,10 +56,7 @@ export async function restoreTarget(
       );
     }
     if (result.unexpected.length > 0) {
-      throw new UnexpectedRestoreErrors(
-        unexpectedErrorsMessage('the restore failed', result.unexpected),
-        result.unexpected,
-      );
+      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
     }
     return { expectedErrors: result.expected };
   });

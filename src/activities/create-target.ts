@@ -1,11 +1,12 @@
 import type { CreateTargetResult, MigrationInput } from './contract';
-import { type ActivityDeps, ownerLabel, platformOf } from './deps';
+import { type ActivityDeps, isOwnedBy, ownerLabel, platformOf } from './deps';
 import { withScope } from './scope';
 import { TargetExistsError } from '../errors';
 
 /**
  * The guide's `aptible db:create`. Preflight proved the handle was free (or ours), so a database found
- * here was made by an earlier attempt of this activity; a platform that records the creator double-checks.
+ * here was normally made by an earlier attempt of this activity; but it may have appeared since, so it is
+ * reused only when it is ours (see isOwnedBy: on a platform that records no creator, only on a retry).
  */
 export async function createTarget(deps: ActivityDeps, input: MigrationInput): Promise<CreateTargetResult> {
   const { target } = input.plan;
@@ -13,9 +14,11 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
   return withScope(platform, async () => {
     const existing = await platform.getDatabase(target.handle, target.environment);
     if (existing) {
-      if (existing.createdBy !== undefined && existing.createdBy !== ownerLabel(input)) {
+      if (!isOwnedBy(existing, input)) {
+        const by =
+          existing.createdBy !== undefined ? `was created by ${existing.createdBy}` : 'already exists';
         throw new TargetExistsError(
-          `database "${target.handle}" in "${target.environment}" was created by ${existing.createdBy}, not this migration; choose another target.handle`,
+          `database "${target.handle}" in "${target.environment}" ${by}, not by this migration; choose another target.handle`,
         );
       }
       return {

@@ -1,4 +1,4 @@
-import type { MigrationActivities } from './contract';
+import type { MigrationActivities, RehearsalActivities } from './contract';
 import type { ActivityDeps } from './deps';
 import { preflight } from './preflight';
 import { testSchema } from './test-schema';
@@ -8,12 +8,13 @@ import { claimWorkspace } from './workspace';
 import { dumpSource, restoreTarget } from './copy';
 import { vacuumAnalyze, verifyTarget } from './verify';
 import { deprovisionSource, deprovisionTarget, purgeTargetBackups, removeDump } from './cleanup';
+import { findLatestBackup, restoreBackupCopy } from './rehearsal';
 
 export type { ActivityDeps } from './deps';
 export { platformRegistry } from './deps';
 
-/** The activities, bound to the dependencies the worker gives them. */
-export function createActivities(deps: ActivityDeps): MigrationActivities {
+/** The activities, bound to the dependencies the worker gives them: the migration's and the rehearsal's. */
+export function createActivities(deps: ActivityDeps): MigrationActivities & RehearsalActivities {
   return {
     preflight: (input) => preflight(deps, input),
     testSchema: (input) => testSchema(deps, input),
@@ -31,5 +32,7 @@ export function createActivities(deps: ActivityDeps): MigrationActivities {
     deprovisionTarget: (input) => deprovisionTarget(deps, input),
     purgeTargetBackups: (input) => purgeTargetBackups(deps, input),
     removeDump: (input) => removeDump(deps, input),
+    findLatestBackup: (input) => findLatestBackup(deps, input),
+    restoreBackupCopy: (input, backupId) => restoreBackupCopy(deps, input, backupId),
   };
 }

@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { DatabaseConnection, Platform } from '../platform/platform';
 import { redact } from '../lib/redact';
 
@@ -43,6 +43,16 @@ export class ActivityScope {
     if (!(err instanceof Error)) return new Error(redact(String(err), this.secrets));
     err.message = redact(err.message, this.secrets);
     if (err.stack) err.stack = redact(err.stack, this.secrets);
+    // Structured details (restore error lines, a verification report) reach the history as they are.
+    if (err instanceof ApplicationFailure && err.details?.length) {
+      const secrets = this.secrets;
+      const scrubbed = JSON.parse(
+        JSON.stringify(err.details, (_key, value: unknown) =>
+          typeof value === 'string' ? redact(value, secrets) : value,
+        ),
+      ) as unknown[];
+      Object.assign(err, { details: scrubbed });
+    }
     return err;
   }
 

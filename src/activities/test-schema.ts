@@ -1,14 +1,14 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { MigrationInput, SchemaTestResult } from './contract';
-import { type ActivityDeps, dumpPathOf, ownerLabel, platformOf } from './deps';
+import { type ActivityDeps, dumpPathOf, isOwnedBy, ownerLabel, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
 import { log } from '@temporalio/activity';
-import { PreflightError, UnexpectedRestoreErrors } from '../errors';
+import { PreflightError } from '../errors';
 import { dumpAll } from '../pg/dump';
 import { serverMajorVersion } from '../pg/inspect';
 import { restoreDump } from '../pg/restore';
-import { expectedErrorsFor, unexpectedErrorsMessage } from './expected-errors';
+import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 
 const SCRATCH_SUFFIX = '-schema-test';
 
@@ -36,7 +36,7 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     // Never touch a database this run did not make: the scratch name could be someone's real database.
     const existing = await platform.getDatabase(handle, env);
-    if (existing && existing.createdBy !== owner) {
+    if (existing && !isOwnedBy(existing, input)) {
       throw new PreflightError(
         `the schema test needs a scratch database "${handle}" in "${env}", and a database of that name exists ` +
           'that this migration did not create; rename or remove it, or choose another target.handle',
@@ -69,12 +69,10 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
       });
       if (result.connectionLost) throw new Error('the connection to the scratch database was lost; retrying');
       if (result.unexpected.length > 0) {
-        throw new UnexpectedRestoreErrors(
-          unexpectedErrorsMessage(
-            `the schema does not restore on PostgreSQL ${plan.target.version}`,
-            result.unexpected,
-          ),
+        throw unexpectedRestoreErrors(
+          `the schema does not restore on PostgreSQL ${plan.target.version}`,
           result.unexpected,
+          result.expected,
         );
       }
       return { skipped: false, expectedErrors: result.expected };

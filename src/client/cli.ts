@@ -3,6 +3,7 @@ import { loadPlanFile } from '../plan/load';
 import { connectClient } from './temporal-client';
 import { runCommand, RefusedError } from './exit';
 import { startMigration } from './start';
+import { rehearseCommand } from './rehearse';
 import { fetchStatus, formatStatus, type StatusView } from './status';
 import type { WorkflowHandle } from '@temporalio/client';
 import { listMigrations } from './list';
@@ -15,6 +16,7 @@ import {
   deprovisionSourceSignal,
   keepSourceSignal,
 } from '../workflows/definitions';
+import { REHEARSAL_WORKFLOW_TYPE } from '../workflows/rehearsal-definitions';
 
 const program = new Command('pgshift')
   .description('Durable PostgreSQL dump-and-restore migrations on Temporal')
@@ -40,6 +42,20 @@ program
       if (!opts.wait) return;
       return watch(handle.workflowId);
     }),
+  );
+
+program
+  .command('rehearse')
+  .description(
+    "rehearse a plan's migration on a copy of production's latest backup: timings, a downtime estimate, " +
+      'restore errors; production is never written to, and everything created is removed',
+  )
+  .requiredOption('-f, --file <plan>', 'plan file (YAML or JSON), the same as for start')
+  .option('--id <id>', 'workflow id (default: pgshift-rehearsal-<platform>-<environment>-<source>)')
+  .option('--wait', 'wait for the report (exit 0: ok, 1: problems found or the rehearsal failed)')
+  .option('--json', 'machine-readable output')
+  .action((opts: { file: string; id?: string; wait?: boolean; json?: boolean }) =>
+    runCommand(() => rehearseCommand(opts)),
   );
 
 async function watch(workflowId: string, once = false, json = false): Promise<number> {
@@ -83,7 +99,12 @@ async function signalWhen(
 ): Promise<void> {
   const client = await connectClient();
   const view = await fetchStatus(client, id);
-  const reason = view.execution !== 'RUNNING' ? `it is not running (${view.execution})` : refusal(view);
+  const reason =
+    view.execution !== 'RUNNING'
+      ? `it is not running (${view.execution})`
+      : view.workflowType === REHEARSAL_WORKFLOW_TYPE
+        ? `it is a rehearsal, which takes no signals (to stop it, cancel it: \`temporal workflow cancel -w ${id}\`; it cleans up)`
+        : refusal(view);
   if (reason) throw new RefusedError(`migration ${id}: ${reason}; nothing sent`);
   await send(client.workflow.getHandle(id));
   console.log(done);

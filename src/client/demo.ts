@@ -1,5 +1,6 @@
 // `npm run demo`: a real migration of a PostgreSQL 14 database with a live writer app to PostgreSQL 17,
-// through the workflow, on this machine. Flags: --yes (confirm the cutover without asking).
+// through the workflow, on this machine. Flags: --yes (confirm the cutover without asking), --rehearse
+// (first rehearse the migration on a copy of a fresh backup, and print its report).
 import { createInterface } from 'node:readline/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -13,6 +14,9 @@ import { isPortOpen, startDevServer } from '../temporal/dev-server';
 import { temporalSettings, uiPort, workflowUiUrl } from '../temporal/connection';
 import { connectClient } from './temporal-client';
 import { startMigration } from './start';
+import { rehearsalIdFor, startRehearsal, waitForRehearsal } from './rehearse';
+import { formatReport } from './rehearsal-report';
+import { copyHandleOf, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
 import { migrationIdFor } from './migration-id';
 import { fetchStatus, formatStatus } from './status';
 import { runCommand } from './exit';
@@ -47,6 +51,32 @@ async function resetDemo(platform: LocalPlatform, plan: Plan): Promise<void> {
   }
   await platform.deprovisionDatabase(plan.target.handle, plan.target.environment);
   await platform.deprovisionDatabase(plan.source.handle, plan.source.environment);
+  // What an interrupted rehearsal of an earlier run may have left (a finished one leaves nothing).
+  await platform.deprovisionDatabase(copyHandleOf(plan), plan.source.environment);
+  await platform.deprovisionDatabase(rehearsalTargetHandleOf(plan), plan.target.environment);
+  // The earlier sources' backups (taken by --rehearse) are orphaned now: they would pile up run after run.
+  const ours = new Set([plan.source.handle, copyHandleOf(plan), rehearsalTargetHandleOf(plan)]);
+  for (const b of await platform.listOrphanedBackups(plan.source.environment)) {
+    if (ours.has(b.databaseHandle)) await platform.purgeBackup(b.id);
+  }
+}
+
+/** The guide's "Test the upgrade": a backup of the source, then a rehearsal on a copy of it. */
+async function rehearse(
+  platform: LocalPlatform,
+  client: Client,
+  plan: Plan,
+  stamp: string,
+): Promise<boolean> {
+  say(`taking a backup of ${plan.source.handle} for the rehearsal...`);
+  const backup = await platform.createBackup(plan.source.handle, plan.source.environment);
+  say(`backup ${backup.id} taken; rehearsing the migration on a copy of it (production is only read)...`);
+  const handle = await startRehearsal(client, plan, { id: `${rehearsalIdFor(plan)}-${stamp}` });
+  say(`rehearsal ${handle.workflowId}; history: ${workflowUiUrl(temporalSettings(), handle.workflowId)}`);
+  const outcome = await waitForRehearsal(client, handle.workflowId, (line) => say(line));
+  if (!('report' in outcome)) throw new Error(`the rehearsal failed: ${outcome.failure}`);
+  console.log(`\n${formatReport(outcome.report)}\n`);
+  return outcome.report.ok;
 }
 
 async function provisionSource(platform: LocalPlatform, plan: Plan): Promise<void> {
@@ -183,7 +213,7 @@ function printSummary(summary: MigrationSummary, id: string): void {
   console.log(`  History: ${workflowUiUrl(temporalSettings(), id)}`);
 }
 
-async function demo(opts: { yes?: boolean }): Promise<number> {
+async function demo(opts: { yes?: boolean; rehearse?: boolean }): Promise<number> {
   const home = resolvePgshiftHome();
   const plan = loadPlanFile(PLAN_PATH);
   await ensureTemporal(home);
@@ -197,10 +227,15 @@ async function demo(opts: { yes?: boolean }): Promise<number> {
     await provisionSource(platform, plan);
     const client = await connectClient();
     // The demo starts over each time, so each run is a migration of its own.
-    const id = `${migrationIdFor(plan)}-${new Date()
+    const stamp = new Date()
       .toISOString()
       .replace(/[-:]|\.\d+Z$/g, '')
-      .replace('T', '-')}`;
+      .replace('T', '-');
+    if (opts.rehearse && !(await rehearse(platform, client, plan, stamp))) {
+      say('the rehearsal found problems (see its report): not migrating');
+      return 1;
+    }
+    const id = `${migrationIdFor(plan)}-${stamp}`;
     const handle = await startMigration(client, plan, { id });
     say(
       `migration ${handle.workflowId} started; history: ${workflowUiUrl(temporalSettings(), handle.workflowId)}`,
@@ -221,7 +256,8 @@ async function demo(opts: { yes?: boolean }): Promise<number> {
 
 new Command('demo')
   .option('-y, --yes', 'confirm the cutover without asking')
-  .action((opts: { yes?: boolean }) => runCommand(() => demo(opts)))
+  .option('--rehearse', 'rehearse the migration on a copy of a fresh backup first, and print its report')
+  .action((opts: { yes?: boolean; rehearse?: boolean }) => runCommand(() => demo(opts)))
   .parseAsync(process.argv)
   .catch((err: Error) => {
     process.stderr.write(`demo: ${err.message}\n`);

@@ -4,12 +4,25 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { formatDuration } from '../lib/duration';
 import type { MigrationStatus, StepStatus } from '../workflows/definitions';
 import { statusQuery } from '../workflows/definitions';
+import {
+  REHEARSAL_WORKFLOW_TYPE,
+  rehearsalStatusQuery,
+  type RehearsalReport,
+  type RehearsalStatus,
+} from '../workflows/rehearsal-definitions';
+import { formatReport, formatRehearsalStatus } from './rehearsal-report';
 
 export interface StatusView {
   workflowId: string;
+  /** migrationWorkflow, or rehearsalWorkflow for `pgshift rehearse`. */
+  workflowType?: string;
   /** Temporal's view: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT... */
   execution: string;
   status?: MigrationStatus;
+  /** Set instead of `status` when the id is a rehearsal's (`pgshift rehearse`). */
+  rehearsal?: RehearsalStatus;
+  /** A completed rehearsal's report, when no worker answered the query. */
+  report?: RehearsalReport;
   /** Heartbeat details of the running step (e.g. bytes dumped so far). */
   progress?: { activity: string; details?: unknown; attempt: number; lastFailure?: string };
   failure?: string;
@@ -25,7 +38,7 @@ export async function fetchStatus(client: Client, workflowId: string): Promise<S
       throw new NotFoundError(`no migration ${workflowId} on this Temporal server`);
     throw err;
   });
-  const view: StatusView = { workflowId, execution: description.status.name };
+  const view: StatusView = { workflowId, workflowType: description.type, execution: description.status.name };
   const pending = description.raw.pendingActivities?.[0];
   if (pending) {
     const payload = pending.heartbeatDetails?.payloads?.[0];
@@ -36,18 +49,26 @@ export async function fetchStatus(client: Client, workflowId: string): Promise<S
       lastFailure: pending.lastFailure?.message ?? undefined,
     };
   }
+  const rehearsal = description.type === REHEARSAL_WORKFLOW_TYPE;
   try {
     // Queries are answered by a worker; without one the server waits long. Do not make the operator wait.
-    view.status = await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
-      handle.query(statusQuery),
-    );
+    const deadline = Date.now() + QUERY_DEADLINE_MS;
+    if (rehearsal) {
+      view.rehearsal = await client.connection.withDeadline(deadline, () =>
+        handle.query(rehearsalStatusQuery),
+      );
+    } else {
+      view.status = await client.connection.withDeadline(deadline, () => handle.query(statusQuery));
+    }
   } catch {
     // No worker answered: a closed workflow falls back to its result or failure below.
     if (description.status.name === 'RUNNING') {
       view.note = `no worker answered within ${QUERY_DEADLINE_MS / 1000}s: is \`pgshift worker\` running for task queue ${description.taskQueue}?`;
     }
   }
-  if (description.status.name === 'COMPLETED' && !view.status) {
+  if (description.status.name === 'COMPLETED' && rehearsal && !view.rehearsal) {
+    view.report = (await handle.result()) as RehearsalReport;
+  } else if (description.status.name === 'COMPLETED' && !rehearsal && !view.status) {
     view.status = (await handle.result()) as MigrationStatus;
   }
   if (description.status.name === 'FAILED') {
@@ -86,7 +107,13 @@ function stepLine(s: StepStatus, now: number): string {
 }
 
 export function formatStatus(view: StatusView, now = Date.now()): string {
-  const out: string[] = [`Migration ${view.workflowId}: ${view.execution}`];
+  const out: string[] = [];
+  if (view.rehearsal) out.push(formatRehearsalStatus(view.workflowId, view.execution, view.rehearsal, now));
+  else if (view.report) out.push(`${formatReport(view.report)}\n  (execution: ${view.execution})`);
+  else {
+    const kind = view.workflowType === REHEARSAL_WORKFLOW_TYPE ? 'Rehearsal' : 'Migration';
+    out.push(`${kind} ${view.workflowId}: ${view.execution}`);
+  }
   const s = view.status;
   if (s) {
     out.push(

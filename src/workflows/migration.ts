@@ -2,32 +2,27 @@
 // was done when a step fails (or the operator aborts) before services start on the target.
 // Runs in the workflow sandbox: deterministic, no Node built-ins, no secrets (the input holds handles only).
 import {
-  ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
-  TimeoutFailure,
   condition,
   isCancellation,
   log,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import { TimeoutType, type Duration } from '@temporalio/common';
 import type {
   DumpResult,
-  MigrationActivities,
   MigrationInput,
   RecordedService,
   VerificationReport,
   WorkspaceClaim,
 } from '../activities/contract';
-import { NON_RETRYABLE_ERRORS } from '../errors';
+import { activity } from './activity-options';
+import { describeFailure, failureType, oneLine, workspaceGone } from './failures';
 import { formatDuration, parseDuration } from '../lib/duration';
 import {
   COMPENSATIONS,
@@ -49,81 +44,9 @@ import {
   type StepStatus,
 } from './definitions';
 
-type ActivityName = keyof MigrationActivities;
-
-function retry(maximumAttempts: number): ActivityOptions['retry'] {
-  return {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    maximumAttempts,
-    nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
-  };
-}
-
-// A rollback must not overtake the step it interrupts: a scale-down finishing after the scale-up, or a
-// restore still writing into a target being deprovisioned. So a cancelled step is waited for. (Left
-// unset, the SDK sends the proto default, TRY_CANCEL, which does not wait.)
-const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
-
-// Platform calls (provisioning, scaling, config) are short but may wait on the platform's own operation.
-function short(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
-  return { startToCloseTimeout, retry: retry(attempts), cancellationType };
-}
-
-// Copy-sized steps run for hours on big databases; the heartbeat is what tells us a worker died, and is
-// how a cancellation reaches them.
-function long(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
-  return { startToCloseTimeout, heartbeatTimeout: '1m', retry: retry(attempts), cancellationType };
-}
-
-const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
-  preflight: short('10m', 5),
-  testSchema: long('6h', 3),
-  createTarget: short('1h', 5),
-  scaleServicesDown: short('15m', 10),
-  claimWorkspace: short('1m', 5),
-  dumpSource: long('24h', 3),
-  restoreTarget: long('24h', 3),
-  verifyTarget: long('6h', 3),
-  updateServiceConfig: short('15m', 10),
-  // Services must come back: after the point of no return and in a rollback alike.
-  scaleServicesUp: short('15m', 20),
-  vacuumAnalyze: long('24h', 3),
-  deprovisionSource: short('1h', 10),
-  revertServiceConfig: short('15m', 10),
-  deprovisionTarget: short('1h', 10),
-  purgeTargetBackups: short('15m', 10),
-  removeDump: short('5m', 5),
-};
-
-/** One proxy per call site, so the UI shows the step's title as the activity's summary. */
-function activity<K extends ActivityName>(
-  name: K,
-  summary: string,
-  extra: ActivityOptions = {},
-): MigrationActivities[K] {
-  return proxyActivities<MigrationActivities>({ ...ACTIVITY_OPTIONS[name], ...extra, summary })[
-    name
-  ] as MigrationActivities[K];
-}
-
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
 const MAX_WORKSPACE_CLAIMS = 2;
 const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
-
-/**
- * No worker took the activity from the claimed worker's own queue in time: no worker serves that host's
- * work directory any more, so for this migration the dump on it is gone too. A ScheduleToStart timeout
- * is never retried by the server, so it surfaces here at once.
- */
-function workspaceGone(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof TimeoutFailure &&
-    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
-  );
-}
 
 /** The claimed worker never took the dump: the saga still removes there, the forward path claims again. */
 class LostWorkspace extends Error {
@@ -141,31 +64,6 @@ const COMPENSATION_TITLES = Object.fromEntries(COMPENSATIONS.map((c) => [c.name,
   CompensationName,
   string
 >;
-
-/** The message an operator needs from a failure: the activity's own error, not the SDK's wrapper. */
-function describeFailure(err: unknown): string {
-  let cause = err;
-  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure) {
-    return cause.type && cause.type !== 'Error' ? `${cause.type}: ${cause.message}` : cause.message;
-  }
-  if (cause instanceof TimeoutFailure && cause.timeoutType === TimeoutType.SCHEDULE_TO_START) {
-    return `${cause.message} (no worker took it: the worker that holds the dump seems gone)`;
-  }
-  if (cause instanceof TimeoutFailure) return `${cause.message} (the worker may have died; it was retried)`;
-  if (cause instanceof CancelledFailure) return 'cancelled';
-  return cause instanceof Error ? cause.message : String(cause);
-}
-
-function failureType(err: unknown): string | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-}
-
-function oneLine(text: string, max = 500): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
-}
 
 export async function migrationWorkflow(
   started: MigrationInput,

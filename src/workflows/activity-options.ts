@@ -1,0 +1,69 @@
+// Timeouts and retries of every activity, shared by the migration and the rehearsal: the same activity
+// runs under the same options whichever workflow calls it. Runs in the workflow sandbox.
+import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { MigrationActivities, RehearsalActivities } from '../activities/contract';
+import { NON_RETRYABLE_ERRORS } from '../errors';
+
+export type PgshiftActivities = MigrationActivities & RehearsalActivities;
+export type ActivityName = keyof PgshiftActivities;
+
+function retry(maximumAttempts: number): ActivityOptions['retry'] {
+  return {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
+  };
+}
+
+// A rollback must not overtake the step it interrupts: a scale-down finishing after the scale-up, or a
+// restore still writing into a target being deprovisioned. So a cancelled step is waited for. (Left
+// unset, the SDK sends the proto default, TRY_CANCEL, which does not wait.)
+const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+
+// Platform calls (provisioning, scaling, config) are short but may wait on the platform's own operation.
+function short(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
+  return { startToCloseTimeout, retry: retry(attempts), cancellationType };
+}
+
+// Copy-sized steps run for hours on big databases; the heartbeat is what tells us a worker died, and is
+// how a cancellation reaches them.
+function long(startToCloseTimeout: Duration, attempts: number): ActivityOptions {
+  return { startToCloseTimeout, heartbeatTimeout: '1m', retry: retry(attempts), cancellationType };
+}
+
+const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
+  preflight: short('10m', 5),
+  testSchema: long('6h', 3),
+  createTarget: short('1h', 5),
+  scaleServicesDown: short('15m', 10),
+  claimWorkspace: short('1m', 5),
+  dumpSource: long('24h', 3),
+  restoreTarget: long('24h', 3),
+  verifyTarget: long('6h', 3),
+  updateServiceConfig: short('15m', 10),
+  // Services must come back: after the point of no return and in a rollback alike.
+  scaleServicesUp: short('15m', 20),
+  vacuumAnalyze: long('24h', 3),
+  deprovisionSource: short('1h', 10),
+  revertServiceConfig: short('15m', 10),
+  deprovisionTarget: short('1h', 10),
+  purgeTargetBackups: short('15m', 10),
+  removeDump: short('5m', 5),
+  findLatestBackup: short('5m', 5),
+  // Restoring a backup takes as long as its data: the platform's operation may run for hours.
+  restoreBackupCopy: long('24h', 3),
+};
+
+/** One proxy per call site, so the UI shows the step's title as the activity's summary. */
+export function activity<K extends ActivityName>(
+  name: K,
+  summary: string,
+  extra: ActivityOptions = {},
+): PgshiftActivities[K] {
+  return proxyActivities<PgshiftActivities>({ ...ACTIVITY_OPTIONS[name], ...extra, summary })[
+    name
+  ] as PgshiftActivities[K];
+}

@@ -1,0 +1,508 @@
+// The guide's "Test the upgrade" as one workflow: restore the source's latest backup into a copy of the
+// same size, dump the copy twice (the first warms its disk, the second is timed like production's will
+// be), restore into a rehearsal target of the new version, verify, clean up everything, and report the
+// timings and an estimate of the migration's downtime. Production is never written to and its services
+// are never scaled: the migration's activities run with derived inputs whose source is the copy and whose
+// services and config are empty. Runs in the workflow sandbox: deterministic, no Node built-ins, no secrets.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type {
+  DumpResult,
+  MigrationInput,
+  UnexpectedRestoreErrorsDetails,
+  VerificationReport,
+  WorkspaceClaim,
+} from '../activities/contract';
+import { activity } from './activity-options';
+import { applicationFailureOf, describeFailure, failureType, oneLine, workspaceGone } from './failures';
+import { SOURCE_ATTRIBUTE, STEP_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
+import {
+  REHEARSAL_CLEANUP,
+  REHEARSAL_STEPS,
+  rehearsalStatusQuery,
+  type DowntimeEstimate,
+  type RehearsalCleanupName,
+  type RehearsalFailureDetails,
+  type RehearsalPhase,
+  type RehearsalReport,
+  type RehearsalStatus,
+  type RehearsalStepName,
+  type RehearsalWorkflowOptions,
+} from './rehearsal-definitions';
+import { formatDuration, parseDuration } from '../lib/duration';
+import { allowancesFor } from '../lib/downtime-allowances';
+import { copyHandleOf, rehearsalHandleConflict, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
+
+const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
+
+const STEP_TITLES = Object.fromEntries(REHEARSAL_STEPS.map((s) => [s.name, s.title])) as Record<
+  RehearsalStepName,
+  string
+>;
+const CLEANUP_TITLES = Object.fromEntries(REHEARSAL_CLEANUP.map((c) => [c.name, c.title])) as Record<
+  RehearsalCleanupName,
+  string
+>;
+
+/** The error lines of a restore that ran through but hit errors the plan does not allow: a finding. */
+function unexpectedRestoreErrorsOf(err: unknown): UnexpectedRestoreErrorsDetails | undefined {
+  const failure = applicationFailureOf(err);
+  if (failure?.type !== 'UnexpectedRestoreErrors') return undefined;
+  const [unexpected, expected] = (failure.details ?? []) as Partial<UnexpectedRestoreErrorsDetails>;
+  // An activity of an older version carried the lines in its message only: report that, not nothing.
+  return [unexpected?.length ? unexpected : [failure.message], expected ?? []];
+}
+
+/** The report of a verification that ran through and found disagreements: a finding too. */
+function verificationReportOf(err: unknown): VerificationReport | undefined {
+  const failure = applicationFailureOf(err);
+  if (failure?.type !== 'VerificationFailedError') return undefined;
+  return failure.details?.[0] as VerificationReport | undefined;
+}
+
+function msOf(s: StepStatus): number | undefined {
+  return s.startedAt !== undefined && s.endedAt !== undefined ? s.endedAt - s.startedAt : undefined;
+}
+
+export async function rehearsalWorkflow(
+  started: MigrationInput,
+  options: RehearsalWorkflowOptions = {},
+): Promise<RehearsalReport> {
+  const input: MigrationInput = { ...started, runId: started.runId ?? workflowInfo().firstExecutionRunId };
+  const { plan } = input;
+  const useSearchAttributes = options.searchAttributes ?? true;
+  const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;
+  const workspaceStartTimeoutMs = parseDuration(workspaceStartTimeout);
+  if (workspaceStartTimeoutMs === undefined) {
+    throw ApplicationFailure.nonRetryable(
+      `workspaceStartTimeout "${oneLine(workspaceStartTimeout, 50)}" is not a duration such as "5m"`,
+      'BadInputError',
+    );
+  }
+  const conflict = rehearsalHandleConflict(plan);
+  if (conflict) throw ApplicationFailure.nonRetryable(conflict, 'BadInputError');
+
+  const copy = { handle: copyHandleOf(plan), environment: plan.source.environment };
+  const rehearsalTarget = { ...plan.target, handle: rehearsalTargetHandleOf(plan) };
+  // The migration's activities, pointed at the rehearsal's databases. Same migrationId and runId as the
+  // rehearsal's input: the owner label (ownerLabel) of everything it creates is the same for all three.
+  // No services and no config: nothing here may scale or repoint a production app.
+  const onCopy: MigrationInput = {
+    migrationId: input.migrationId,
+    runId: input.runId,
+    plan: { ...plan, source: copy, target: rehearsalTarget, services: [], config: [] },
+  };
+  /** The copy seen as a target: what deprovisionTarget and purgeTargetBackups remove. */
+  const copyAsTarget: MigrationInput = {
+    ...onCopy,
+    plan: { ...onCopy.plan, target: { ...plan.target, ...copy } },
+  };
+
+  const status: RehearsalStatus = {
+    rehearsalId: input.migrationId,
+    platform: plan.platform,
+    source: `${plan.source.environment}/${plan.source.handle}`,
+    copy: `${copy.environment}/${copy.handle}`,
+    target: `${rehearsalTarget.environment}/${rehearsalTarget.handle}`,
+    targetVersion: plan.target.version,
+    phase: 'running',
+    steps: REHEARSAL_STEPS.map((s) => ({ name: s.name, title: s.title, state: 'pending' as StepState })),
+    cleanup: [],
+    errors: [],
+    warnings: [],
+  };
+  setHandler(rehearsalStatusQuery, () => status);
+
+  /** What the cleanup removes: set before the step that creates it, which may fail half-way. */
+  const attempted = { copy: false, target: false };
+  /** False when the step found a database this rehearsal did not create: never ours to delete. */
+  const ours = { copy: true, target: true };
+  let workspace: WorkspaceClaim | undefined;
+  let lastStepAttribute: string | undefined;
+  const restoreErrors = { expected: [] as string[], unexpected: [] as string[] };
+  let verification: VerificationReport | undefined;
+  let verificationSkipped: string | undefined;
+
+  const step = (name: RehearsalStepName): StepStatus => status.steps.find((s) => s.name === name)!;
+  const warn = (text: string): void => {
+    status.warnings.push(text);
+    log.warn(text);
+  };
+
+  function publish(label: string, details: string): void {
+    if (useSearchAttributes && label !== lastStepAttribute) {
+      upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: label }]);
+      lastStepAttribute = label;
+    }
+    setCurrentDetails(details);
+  }
+
+  function setPhase(phase: RehearsalPhase, details: string): void {
+    status.phase = phase;
+    publish(phase, details);
+  }
+
+  function finish(name: RehearsalStepName, state: StepState, detail?: string, error?: string): void {
+    const s = step(name);
+    s.state = state;
+    s.endedAt = Date.now();
+    if (detail !== undefined) s.detail = detail;
+    if (error !== undefined) s.error = error;
+    log.info(`rehearsal step ${name} ${state}`);
+  }
+
+  /** Runs one step, timed in workflow time (deterministic) from before the activity to after it. */
+  async function runStep<T>(
+    name: RehearsalStepName,
+    body: () => Promise<T>,
+    describe?: (r: T) => string | undefined,
+  ): Promise<T> {
+    const s = step(name);
+    s.state = 'running';
+    s.startedAt = Date.now();
+    status.currentStep = name;
+    const index = REHEARSAL_STEPS.findIndex((x) => x.name === name) + 1;
+    publish(name, `**${s.title}** (rehearsal step ${index} of ${REHEARSAL_STEPS.length})`);
+    try {
+      const result = await body();
+      finish(name, 'done', describe?.(result));
+      return result;
+    } catch (err) {
+      finish(name, isCancellation(err) ? 'cancelled' : 'failed', undefined, describeFailure(err));
+      throw err;
+    }
+  }
+
+  if (useSearchAttributes) upsertSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: status.source }]);
+
+  const findLatestBackup = activity('findLatestBackup', STEP_TITLES.findBackup);
+  const restoreBackupCopy = activity('restoreBackupCopy', STEP_TITLES.restoreCopy);
+  const claimWorkspace = activity(
+    'claimWorkspace',
+    `${STEP_TITLES.warmUpDump}: choose the worker that keeps it`,
+  );
+  const createTarget = activity('createTarget', STEP_TITLES.createTarget);
+  const verifyTarget = activity('verifyTarget', STEP_TITLES.verify);
+
+  /** What touches the dump runs on the queue of the worker that holds it (see the migration's). */
+  function onWorkspace(ws: WorkspaceClaim) {
+    const there: ActivityOptions = {
+      taskQueue: ws.taskQueue,
+      scheduleToStartTimeout: workspaceStartTimeoutMs,
+    };
+    return {
+      warmUpDump: activity('dumpSource', STEP_TITLES.warmUpDump, there),
+      timedDump: activity('dumpSource', STEP_TITLES.timedDump, there),
+      restoreTarget: activity('restoreTarget', STEP_TITLES.restore, there),
+      removeDump: activity('removeDump', CLEANUP_TITLES.removeDump, there),
+    };
+  }
+
+  const dumpDetail = (d: DumpResult) => `${d.bytes} bytes, on ${workspace?.host ?? '?'}`;
+
+  async function forward(): Promise<void> {
+    const backup = await runStep(
+      'findBackup',
+      () => findLatestBackup(input),
+      (b) => `backup ${b.id}, taken ${b.createdAt}`,
+    );
+    status.backup = backup;
+
+    attempted.copy = true;
+    try {
+      await runStep(
+        'restoreCopy',
+        () => restoreBackupCopy(input, backup.id),
+        (c) =>
+          `${c.environment}/${c.handle}, PostgreSQL ${c.version}` +
+          (c.containerSizeMb !== undefined ? `, ${c.containerSizeMb} MB container` : '') +
+          (c.foundExisting ? ' (found from an earlier attempt)' : ''),
+      );
+    } catch (err) {
+      if (failureType(err) === 'TargetExistsError') ours.copy = false;
+      throw err;
+    }
+
+    // The first read of a freshly restored disk is slow on most platforms; the second dump reads it the
+    // way production's disk is read, so only the second one is timed for the estimate.
+    await runStep(
+      'warmUpDump',
+      async () => {
+        workspace = await claimWorkspace(onCopy);
+        step('warmUpDump').detail = `on ${workspace.host}`;
+        return onWorkspace(workspace).warmUpDump(onCopy);
+      },
+      dumpDetail,
+    );
+    const dump = await runStep('timedDump', () => onWorkspace(workspace!).timedDump(onCopy), dumpDetail);
+    status.dumpBytes = dump.bytes;
+
+    attempted.target = true;
+    try {
+      await runStep(
+        'createTarget',
+        () => createTarget(onCopy),
+        (r) =>
+          `${r.environment}/${r.handle}, PostgreSQL ${r.version}${r.foundExisting ? ' (found from an earlier attempt)' : ''}`,
+      );
+    } catch (err) {
+      if (failureType(err) === 'TargetExistsError') ours.target = false;
+      throw err;
+    }
+
+    try {
+      const restored = await runStep(
+        'restore',
+        () => onWorkspace(workspace!).restoreTarget(onCopy, dump),
+        (r) => `${r.expectedErrors.length} expected error(s)`,
+      );
+      restoreErrors.expected = restored.expectedErrors;
+    } catch (err) {
+      // Unexpected errors are what a rehearsal is for: reported, not a failure of the rehearsal.
+      const found = unexpectedRestoreErrorsOf(err);
+      if (!found) throw err;
+      [restoreErrors.unexpected, restoreErrors.expected] = found;
+      step('restore').detail =
+        `${found[0].length} unexpected and ${found[1].length} expected error(s): see the report`;
+    }
+
+    if (restoreErrors.unexpected.length > 0) {
+      verificationSkipped = 'the restore had unexpected errors, so the target is incomplete';
+      finish('verify', 'skipped', `skipped: ${verificationSkipped}`);
+      return;
+    }
+    try {
+      verification = await runStep(
+        'verify',
+        () => verifyTarget(onCopy),
+        (r) =>
+          `${r.tablesCompared} table(s), ${r.rowsVerified} row(s), ${r.sequencesCompared} sequence(s) compared`,
+      );
+    } catch (err) {
+      const report = verificationReportOf(err);
+      if (!report) throw err;
+      verification = report;
+    }
+  }
+
+  /** Removes what this run created, each step on its own: one failing must not stop the others. */
+  async function cleanup(): Promise<void> {
+    async function undo(
+      name: RehearsalCleanupName,
+      body: () => Promise<unknown>,
+      tolerated?: (err: unknown) => string | undefined,
+    ): Promise<void> {
+      const entry: StepStatus = {
+        name,
+        title: CLEANUP_TITLES[name],
+        state: 'running',
+        startedAt: Date.now(),
+      };
+      status.cleanup.push(entry);
+      status.currentStep = name;
+      publish('cleaning-up', `Cleaning up: **${entry.title}**`);
+      try {
+        await body();
+        entry.state = 'done';
+      } catch (err) {
+        const skipped = tolerated?.(err);
+        if (skipped !== undefined) {
+          entry.state = 'skipped';
+          entry.detail = skipped;
+        } else {
+          entry.state = 'failed';
+          entry.error = describeFailure(err);
+          status.errors.push(`Cleanup step "${entry.title}" failed: ${entry.error}. Do it by hand.`);
+        }
+      } finally {
+        entry.endedAt = Date.now();
+      }
+    }
+
+    status.phase = 'cleaning-up';
+    const ws = workspace;
+    if (ws) {
+      // First: the dump holds every row of production and the roles' password hashes.
+      await undo(
+        'removeDump',
+        () => onWorkspace(ws).removeDump(onCopy),
+        (err) => {
+          if (!workspaceGone(err)) return undefined;
+          warn(
+            `The dump could not be removed: no worker took the removal on host ${ws.host} within ` +
+              `${workspaceStartTimeout}. Delete ${ws.dumpDir} on ${ws.host} by hand: it holds every row of ` +
+              "the production database and the roles' password hashes.",
+          );
+          return `not removed: the worker on ${ws.host} seems gone; delete ${ws.dumpDir} there by hand`;
+        },
+      );
+    }
+    if (attempted.target && ours.target) {
+      await undo('deprovisionTarget', () =>
+        activity('deprovisionTarget', CLEANUP_TITLES.deprovisionTarget)(onCopy),
+      );
+      await undo('purgeTargetBackups', () =>
+        activity('purgeTargetBackups', CLEANUP_TITLES.purgeTargetBackups)(onCopy),
+      );
+    }
+    if (attempted.copy && ours.copy) {
+      await undo('deprovisionCopy', () =>
+        activity('deprovisionTarget', CLEANUP_TITLES.deprovisionCopy)(copyAsTarget),
+      );
+      await undo('purgeCopyBackups', () =>
+        activity('purgeTargetBackups', CLEANUP_TITLES.purgeCopyBackups)(copyAsTarget),
+      );
+    }
+    status.currentStep = undefined;
+  }
+
+  function estimate(): DowntimeEstimate {
+    const allowance = allowancesFor(plan.platform);
+    const services = plan.services.length;
+    const apps = new Set(plan.config.map((c) => c.app)).size;
+    const verifyMs = msOf(step('verify'));
+    const scale = (title: string, name: 'scaleDown' | 'scaleUp') => ({
+      name,
+      title,
+      ms: services * allowance.scaleServiceMs,
+      basis: 'allowance' as const,
+      detail: `${services} service(s) × ${formatDuration(allowance.scaleServiceMs)} (${plan.platform} allowance)`,
+    });
+    const parts: DowntimeEstimate['parts'] = [
+      scale('Scale services down', 'scaleDown'),
+      {
+        name: 'dump',
+        title: 'Dump',
+        ms: msOf(step('timedDump')) ?? 0,
+        basis: 'measured',
+        detail: 'the second dump of the copy',
+      },
+      {
+        name: 'restore',
+        title: 'Restore',
+        ms: msOf(step('restore')) ?? 0,
+        basis: 'measured',
+        detail: 'the restore into the rehearsal target',
+      },
+      {
+        name: 'verify',
+        title: 'Verify',
+        ms: verifyMs ?? 0,
+        basis: 'measured',
+        detail: verifyMs === undefined ? 'not measured: the verification was skipped' : 'the verification',
+      },
+      {
+        name: 'updateConfig',
+        title: 'Update services to the target',
+        ms: apps * allowance.configSetMs,
+        basis: 'allowance',
+        detail: `${apps} app(s) × ${formatDuration(allowance.configSetMs)} (${plan.platform} allowance)`,
+      },
+      scale('Scale services back up', 'scaleUp'),
+    ];
+    const excludes: string[] = [];
+    if (verifyMs === undefined) excludes.push('the verification (skipped)');
+    if (plan.cutover.confirm) {
+      excludes.push('the time a person takes to confirm the cutover (plan.cutover.confirm: true)');
+    }
+    return { totalMs: parts.reduce((sum, p) => sum + p.ms, 0), parts, excludes };
+  }
+
+  function report(): RehearsalReport {
+    const problems: string[] = [];
+    if (restoreErrors.unexpected.length > 0) {
+      problems.push(
+        `the restore into PostgreSQL ${plan.target.version} had ${restoreErrors.unexpected.length} unexpected ` +
+          'error(s): fix them on the source (or list harmless ones in restore.expectedErrors) before migrating',
+      );
+    }
+    if (verification && !verification.ok) {
+      problems.push(
+        `the copy and the rehearsal target disagree: ${verification.mismatches.slice(0, 5).join('; ')}`,
+      );
+    }
+    for (const c of status.cleanup.filter((x) => x.state === 'failed')) {
+      problems.push(`cleanup step "${c.title}" failed (${c.error}): do it by hand`);
+    }
+    const timing = (name: RehearsalStepName) => msOf(step(name)) ?? 0;
+    return {
+      rehearsalId: status.rehearsalId,
+      platform: status.platform,
+      source: status.source,
+      copy: status.copy,
+      target: status.target,
+      targetVersion: status.targetVersion,
+      backup: status.backup!,
+      ok: problems.length === 0,
+      problems,
+      phases: status.steps.map((s) => ({
+        name: s.name as RehearsalStepName,
+        title: s.title,
+        state: s.state,
+        ms: msOf(s),
+      })),
+      dumps: { warmUpMs: timing('warmUpDump'), timedMs: timing('timedDump'), bytes: status.dumpBytes ?? 0 },
+      estimate: estimate(),
+      restore: { expectedErrors: restoreErrors.expected, unexpectedErrors: restoreErrors.unexpected },
+      ...(verification ? { verification } : {}),
+      ...(verificationSkipped ? { verificationSkipped } : {}),
+      cleanup: status.cleanup,
+      warnings: status.warnings,
+    };
+  }
+
+  let failed: unknown;
+  /** The step that was running when the forward path failed (a step ending in a finding does not fail it). */
+  let failedStep: StepStatus | undefined;
+  try {
+    await forward();
+  } catch (err) {
+    failed = err;
+    failedStep = status.currentStep ? step(status.currentStep as RehearsalStepName) : undefined;
+  }
+  // Cleanup runs however the rehearsal ended, and a cancellation does not interrupt it.
+  await CancellationScope.nonCancellable(cleanup);
+
+  if (failed === undefined) {
+    status.report = report();
+    setPhase('completed', status.report.ok ? 'Rehearsal completed' : 'Rehearsal completed: problems found');
+    return status.report;
+  }
+
+  const cancelled = isCancellation(failed);
+  const reason = cancelled
+    ? 'the rehearsal was cancelled'
+    : failedStep
+      ? `step "${failedStep.title}" failed: ${failedStep.error}`
+      : describeFailure(failed);
+  status.errors.unshift(reason);
+  const cleaned = status.cleanup.filter((c) => c.state === 'done').map((c) => c.name);
+  const notCleaned = status.cleanup.filter((c) => c.state !== 'done').map((c) => c.name);
+  const message =
+    `Rehearsal ${cancelled ? 'cancelled' : 'failed'}: ${reason}. ` +
+    (cleaned.length ? `Cleaned up: ${cleaned.join(', ')}.` : 'Nothing needed cleaning up.') +
+    (notCleaned.length ? ` NOT cleaned up (see the warnings and errors): ${notCleaned.join(', ')}.` : '');
+  setPhase(cancelled ? 'cancelled' : 'failed', message);
+  if (cancelled) throw new CancelledFailure(message);
+  const details: RehearsalFailureDetails = {
+    reason,
+    ...(failedStep ? { failedStep: failedStep.name } : {}),
+    cleanup: status.cleanup,
+  };
+  throw ApplicationFailure.create({
+    type: 'RehearsalFailed',
+    message,
+    nonRetryable: true,
+    details: [details],
+  });
+}
