@@ -9,6 +9,8 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { createAptiblePlatform, type AptiblePlatform } from '../src/platform/aptible';
 import { createPgshiftWorker, type PgshiftWorker } from '../src/worker/run-worker';
 import { startMigration } from '../src/client/start';
+import { startRehearsal } from '../src/client/rehearse';
+import type { RehearsalReport } from '../src/workflows/rehearsal-definitions';
 import { validatePlan } from '../src/plan/load';
 import type { Plan, PlanInput } from '../src/plan/schema';
 import { loadSampleData } from '../src/demo/sample-data';
@@ -318,6 +320,59 @@ test('a tunnel that dies mid-dump is replaced by a new one and the copy is still
   } finally {
     await fake.setFaults([]);
   }
+});
+
+test('a rehearsal restores the latest backup, dumps it twice, and removes all it made, command by command', async () => {
+  expect((await fake.run(['db:backup', 'source-db', '--environment', ENV])).exitCode).toBe(0);
+  const since = fake.invocations().length;
+  const id = uniqueWorkflowId('aptible-rehearsal');
+  await startRehearsal(client, plan('source-db', 'rh-target', 'my-app'), { id, taskQueue });
+  const report = (await client.workflow.getHandle(id).result()) as RehearsalReport;
+  const commands = fake.commands().slice(since);
+  expect(report.ok).toBe(true);
+  expect(report.dumps.timedMs).toBeGreaterThan(0);
+  expect(report.estimate.totalMs).toBeGreaterThan(report.dumps.timedMs);
+  expect(report.restore.unexpectedErrors).toEqual([]);
+
+  const latest = Math.max(
+    ...fake
+      .backups()
+      .filter((b) => b.databaseHandle === 'source-db')
+      .map((b) => b.id),
+  );
+  const [copy, target] = ['source-db-rehearsal', 'rh-target-rehearsal'];
+  const purges = commands.filter((c) => c.startsWith('backup:purge '));
+  expect(commands).toEqual([
+    `backup:list source-db ${e}`, // the latest backup of the source
+    lookup, // production's container size
+    lookup, // the copy's handle is free
+    `backup:restore ${latest} --handle ${copy} --container-size 1024 ${e}`, // the guide's command
+    tunnel(copy), // the first dump only warms the restored disk...
+    tunnel(copy), // ...the second is the estimate
+    lookup,
+    `db:create ${target} --type postgresql --version 17 ${e} --disk-size 100 --container-size 4096`,
+    tunnel(target), // restore
+    tunnel(copy), // verify
+    tunnel(target),
+    // Cleanup: both databases it made, and their final backups only.
+    lookup,
+    `db:deprovision ${target} ${e}`,
+    `backup:orphaned ${e}`,
+    purges[0],
+    lookup,
+    `db:deprovision ${copy} ${e}`,
+    `backup:orphaned ${e}`,
+    purges[1],
+  ]);
+  expect(purges).toHaveLength(2);
+  const remaining = [
+    ...fake.databases().map((d) => d.handle),
+    ...fake.orphaned().map((b) => b.databaseHandle),
+  ];
+  expect(remaining).not.toContain(copy);
+  expect(remaining).not.toContain(target);
+  // Production's backup is kept; its services were never scaled (no apps:scale above).
+  expect(fake.backups().some((b) => b.id === latest)).toBe(true);
 });
 
 // Last: the fixture's token stays expired.
