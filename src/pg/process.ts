@@ -1,7 +1,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 
-// Child processes are run with node:child_process rather than execa: execa is ESM-only, and in this CommonJS
-// project neither tsx nor Jest's resolver can load its dependency unicorn-magic through require().
+// The dump and restore pipelines use node:child_process directly: they stream gigabytes through our own
+// filter and need each tool in its own process group, which is all they ask of a process library. Short
+// commands go through execa (src/platform/local/exec.ts, src/platform/aptible/cli.ts).
 
 export interface Exit {
   code: number | null;

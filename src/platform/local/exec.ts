@@ -1,7 +1,4 @@
-import { spawn } from 'node:child_process';
-
-// Not execa: it is ESM-only, and in this CommonJS project neither tsx (bin/pgshift.js, npm run demo) nor
-// Jest's resolver can load its dependency unicorn-magic through require(). The platform's needs are small.
+import execa from 'execa';
 
 export interface RunOptions {
   cwd?: string;
@@ -19,23 +16,23 @@ export interface RunResult {
 }
 
 /** Runs a program to completion; never rejects for a non-zero exit (look at exitCode). */
-export function runProgram(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let stdout = '';
-    let stderr = '';
-    let all = '';
-    const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      all += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      all += chunk;
-    });
-    child.once('error', (err) => resolve({ exitCode: -1, stdout, stderr, all: `${all}${err.message}` }));
-    child.once('close', (code, signal) =>
-      resolve({ exitCode: code ?? -1, stdout, stderr, all: signal ? `${all}(killed by ${signal})` : all }),
-    );
+export async function runProgram(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const result = await execa(file, args, {
+    ...options,
+    // The caller's env is the whole environment (cluster tools must not inherit PG* variables).
+    extendEnv: options.env === undefined,
+    stdin: 'ignore',
+    all: true,
+    reject: false,
+    stripFinalNewline: false,
   });
+  const all = result.all ?? '';
+  if (result.exitCode === undefined) {
+    // Not started (ENOENT, EACCES), or ended by a signal.
+    const why = result.signal
+      ? `(killed by ${result.signal})`
+      : (result as { originalMessage?: string }).originalMessage;
+    return { exitCode: -1, stdout: result.stdout, stderr: result.stderr, all: `${all}${why ?? ''}` };
+  }
+  return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr, all };
 }
