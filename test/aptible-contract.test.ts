@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { createAptiblePlatform, type AptiblePlatform } from '../src/platform/aptible';
-import { createPgshiftWorker, type PgshiftWorker } from '../src/worker/run-worker';
 import { startMigration } from '../src/client/start';
 import { startRehearsal } from '../src/client/rehearse';
 import type { RehearsalReport } from '../src/workflows/rehearsal-definitions';
@@ -19,15 +18,15 @@ import { redact } from '../src/lib/redact';
 import type { MigrationSummary } from '../src/workflows/definitions';
 import { createFakeAptible, type FakeAptible } from './fake-aptible/fixture';
 import { historyText } from './helpers/history';
-import { connectTestClient, testWorkerOptions, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { type RunningWorker, startProjectWorker } from './helpers/worker';
 
 const ENV = 'test-environment';
 
 let fake: FakeAptible;
 let platform: AptiblePlatform;
 let client: Client;
-let worker: PgshiftWorker;
-let running: Promise<void>;
+let worker: RunningWorker;
 let workDir: string;
 let taskQueue: string;
 
@@ -39,20 +38,11 @@ beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'pgshift-aptible-work-'));
   client = await connectTestClient();
   taskQueue = uniqueTaskQueue('aptible');
-  const opts = testWorkerOptions();
-  worker = await createPgshiftWorker({
-    settings: { address: opts.address, namespace: opts.namespace, uiUrl: '' },
-    taskQueue,
-    platforms: { aptible: platform },
-    workDir,
-    workflowBundle: opts.workflowBundle,
-  });
-  running = worker.run();
+  worker = await startProjectWorker({ taskQueue, platforms: { aptible: platform }, workDir });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   await client?.connection.close();
   await fake?.destroy();
   if (workDir) await rm(workDir, { recursive: true, force: true });

@@ -1,20 +1,15 @@
 // The pgshift command as a user runs it: exit codes 0 / 1 / 2, clear refusals, validation before any contact.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import {
-  connectTestClient,
-  testTemporalAddress,
-  uniqueTaskQueue,
-  uniqueWorkflowId,
-} from './helpers/temporal';
+import { type CliResult, PGSHIFT_BIN as BIN, runPgshift } from './helpers/cli';
+import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
 import { validatePlan } from '../src/plan/load';
 
-const BIN = join(__dirname, '..', 'bin', 'pgshift.js');
 let dir: string;
 let client: Client;
 
@@ -28,18 +23,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function pgshift(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress(), PGSHIFT_HOME: dir, ...env } },
-      (err, stdout, stderr) => resolve({ code: err ? ((err.code as number) ?? 1) : 0, stdout, stderr }),
-    );
-  });
+function pgshift(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runPgshift(args, dir, env);
 }
 
 test('an invalid plan exits 2 naming the fields, before contacting Temporal', async () => {

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { createPgshiftWorker, type PgshiftWorker } from '../src/worker/run-worker';
 import { createActivities } from '../src/activities';
 import { startMigration } from '../src/client/start';
 import { validatePlan } from '../src/plan/load';
@@ -19,8 +18,9 @@ import {
   type MigrationStatus,
   type MigrationSummary,
 } from '../src/workflows/definitions';
-import { connectTestClient, testWorkerOptions, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
 import { historyText } from './helpers/history';
+import { type RunningWorker, startProjectWorker } from './helpers/worker';
 
 const WRITER = join(__dirname, '..', 'src', 'demo', 'writer.js');
 const ENV = 'local';
@@ -28,20 +28,15 @@ const ENV = 'local';
 let home: string;
 let platform: LocalPlatform;
 let client: Client;
-let worker: PgshiftWorker;
-let running: Promise<void>;
+let worker: RunningWorker;
 let taskQueue: string;
 
 async function startWorker(): Promise<void> {
-  const opts = testWorkerOptions();
-  worker = await createPgshiftWorker({
-    settings: { address: opts.address, namespace: opts.namespace, uiUrl: '' },
+  worker = await startProjectWorker({
     taskQueue,
     platforms: { local: platform },
     workDir: join(home, 'work'),
-    workflowBundle: opts.workflowBundle,
   });
-  running = worker.run();
 }
 
 beforeAll(async () => {
@@ -53,8 +48,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   // destroy(), not stopAll(): clusters may live outside the home (/var/lib/pgshift/<id>) and must go too.
   await platform?.destroy();
   await rm(home, { recursive: true, force: true });
@@ -151,8 +145,7 @@ test('migrates 14 → 17 with a live writer, across a worker restart: content id
   );
 
   // The worker goes away while the migration waits for a person; a new one carries on from the history.
-  worker.shutdown();
-  await running;
+  await worker.stop();
   await startWorker();
 
   await client.workflow.getHandle(id).signal(cutoverSignal, {});

@@ -8,22 +8,22 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { createPgshiftWorker, type PgshiftWorker } from '../src/worker/run-worker';
 import { startRehearsal } from '../src/client/rehearse';
 import { validatePlan } from '../src/plan/load';
 import type { Plan } from '../src/plan/schema';
 import { loadSampleData } from '../src/demo/sample-data';
 import { withClient } from '../src/pg/connection';
 import type { RehearsalReport } from '../src/workflows/rehearsal-definitions';
-import { connectTestClient, testWorkerOptions, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId } from './helpers/temporal';
+import { historyText } from './helpers/history';
+import { type RunningWorker, startProjectWorker } from './helpers/worker';
 
 const ENV = 'local';
 
 let home: string;
 let platform: LocalPlatform;
 let client: Client;
-let worker: PgshiftWorker;
-let running: Promise<void>;
+let worker: RunningWorker;
 let taskQueue: string;
 
 beforeAll(async () => {
@@ -31,20 +31,15 @@ beforeAll(async () => {
   platform = createLocalPlatform({ home });
   client = await connectTestClient();
   taskQueue = uniqueTaskQueue('e2e-rehearsal');
-  const opts = testWorkerOptions();
-  worker = await createPgshiftWorker({
-    settings: { address: opts.address, namespace: opts.namespace, uiUrl: '' },
+  worker = await startProjectWorker({
     taskQueue,
     platforms: { local: platform },
     workDir: join(home, 'work'),
-    workflowBundle: opts.workflowBundle,
   });
-  running = worker.run();
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await running;
+  await worker?.stop();
   // destroy(), not stopAll(): clusters may live outside the home (/var/lib/pgshift/<id>) and must go too.
   await platform?.destroy();
   await rm(home, { recursive: true, force: true });
@@ -111,17 +106,6 @@ async function fingerprint(conn: DatabaseConnection): Promise<Record<string, str
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-}
-
-/** The history as text with every payload decoded, so a secret would show. */
-function historyText(history: unknown): string {
-  const decoded: string[] = [];
-  const raw = JSON.stringify(history, (key, value) => {
-    if (key === 'data' && typeof value === 'string')
-      decoded.push(Buffer.from(value, 'base64').toString('utf8'));
-    return value;
-  });
-  return `${raw}\n${decoded.join('\n')}`;
 }
 
 /** Nothing the rehearsal made remains: databases, their final backups, dumps; production as it was. */

@@ -1,13 +1,12 @@
 // `pgshift rehearse` as a user runs it: bad input exits 2 before Temporal is contacted; a started
 // rehearsal prints its id, cannot be started twice at once, and `status` and the signals know it.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { connectTestClient, testTemporalAddress, uniqueWorkflowId } from './helpers/temporal';
+import { type CliResult, runPgshift } from './helpers/cli';
+import { connectTestClient, uniqueWorkflowId } from './helpers/temporal';
 
-const BIN = join(__dirname, '..', 'bin', 'pgshift.js');
 // A Temporal address where nothing listens: reaching it would be exit 1, not 2.
 const NOWHERE = { TEMPORAL_ADDRESS: '127.0.0.1:1' };
 let dir: string;
@@ -23,18 +22,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function pgshift(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress(), PGSHIFT_HOME: dir, ...env } },
-      (err, stdout, stderr) => resolve({ code: err ? ((err.code as number) ?? 1) : 0, stdout, stderr }),
-    );
-  });
+function pgshift(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runPgshift(args, dir, env);
 }
 
 async function planFile(name: string, text: string): Promise<string> {

@@ -8,14 +8,14 @@ import {
   type Client,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { MigrationInput } from '../activities/contract';
 import { BadInputError } from '../errors';
 import { rehearsalHandleConflict } from '../lib/rehearsal-handles';
 import { loadPlanFile } from '../plan/load';
 import type { Plan } from '../plan/schema';
 import { temporalSettings, workflowUiUrl } from '../temporal/connection';
-import { SOURCE_ATTRIBUTE, TASK_QUEUE, type StepStatus } from '../workflows/definitions';
+import { TASK_QUEUE, type StepStatus } from '../workflows/definitions';
 import {
   REHEARSAL_WORKFLOW_TYPE,
   rehearsalStatusQuery,
@@ -26,7 +26,7 @@ import type { rehearsalWorkflow } from '../workflows';
 import { RefusedError } from './exit';
 import { SUPPORTED_PLATFORMS } from './migration-id';
 import { formatReport } from './rehearsal-report';
-import { ensureSearchAttributes, sourceKey, type StartOptions } from './start';
+import { ensureSearchAttributes, sourceSearchAttribute, type StartOptions } from './start';
 import { connectClient } from './temporal-client';
 
 /** Its own id space: a rehearsal never blocks (nor is blocked by) the migration of the same source. */
@@ -63,13 +63,7 @@ export async function startRehearsal(
       // Unlike a migration, a rehearsal can be run again and again: each run removes what it created.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       staticSummary: `Rehearse ${plan.source.handle} → PostgreSQL ${plan.target.version} on a copy (${plan.platform})`,
-      ...(searchAttributes
-        ? {
-            typedSearchAttributes: new TypedSearchAttributes([
-              { key: SOURCE_ATTRIBUTE, value: sourceKey(plan) },
-            ]),
-          }
-        : {}),
+      ...sourceSearchAttribute(plan, searchAttributes),
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

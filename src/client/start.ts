@@ -59,13 +59,7 @@ export async function startMigration(
       // A completed migration is not run again under the same id: its target is in service now.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       staticSummary: `Migrate ${plan.source.handle} → ${plan.target.handle} (PostgreSQL ${plan.target.version}) on ${plan.platform}`,
-      ...(searchAttributes
-        ? {
-            typedSearchAttributes: new TypedSearchAttributes([
-              { key: SOURCE_ATTRIBUTE, value: sourceKey(plan) },
-            ]),
-          }
-        : {}),
+      ...sourceSearchAttribute(plan, searchAttributes),
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -76,6 +70,17 @@ export async function startMigration(
     }
     throw err;
   }
+}
+
+/** Tags a run with its source, so `pgshift list` and the UI can filter by it (when the server knows it). */
+export function sourceSearchAttribute(
+  plan: Plan,
+  registered: boolean,
+): { typedSearchAttributes?: TypedSearchAttributes } {
+  if (!registered) return {};
+  return {
+    typedSearchAttributes: new TypedSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: sourceKey(plan) }]),
+  };
 }
 
 export function sourceKey(plan: Plan): string {
