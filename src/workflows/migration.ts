@@ -8,7 +8,6 @@ import {
   condition,
   isCancellation,
   log,
-  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -28,7 +27,6 @@ import {
   COMPENSATIONS,
   SOURCE_ATTRIBUTE,
   STEPS,
-  STEP_ATTRIBUTE,
   abortSignal,
   cutoverSignal,
   deprovisionSourceSignal,
@@ -41,8 +39,8 @@ import {
   type MigrationWorkflowOptions,
   type StepName,
   type StepState,
-  type StepStatus,
 } from './definitions';
+import { stepTracker } from './step-tracker';
 
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
 const MAX_WORKSPACE_CLAIMS = 2;
@@ -112,67 +110,23 @@ export async function migrationWorkflow(
   let sourceDeprovisionConfirmed = false;
   let sourceDeprovisionStarted = false;
   let keepSource = false;
-  let lastStepAttribute: string | undefined;
 
-  const step = (name: StepName): StepStatus => status.steps.find((s) => s.name === name)!;
+  const { step, publish, enter, finish, runStep, undoSteps } = stepTracker<StepName>({
+    status,
+    useSearchAttributes,
+    noun: 'step',
+    logStarts: true,
+    onFailed: (name, message) => {
+      failure = { step: name, message };
+    },
+  });
   const warn = (text: string): void => {
     status.warnings.push(text);
     log.warn(text);
   };
 
-  function publish(label: string, details: string): void {
-    if (useSearchAttributes && label !== lastStepAttribute) {
-      upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: label }]);
-      lastStepAttribute = label;
-    }
-    setCurrentDetails(details);
-  }
-
   function setPhase(phase: MigrationPhase): void {
     status.phase = phase;
-  }
-
-  function enter(name: StepName): StepStatus {
-    const s = step(name);
-    if (s.state !== 'running') {
-      s.state = 'running';
-      s.startedAt = Date.now();
-      delete s.endedAt;
-      delete s.error;
-      delete s.detail;
-    }
-    status.currentStep = name;
-    const index = STEPS.findIndex((x) => x.name === name) + 1;
-    publish(name, `**${s.title}** (step ${index} of ${STEPS.length})`);
-    log.info(`step ${name} started`);
-    return s;
-  }
-
-  function finish(name: StepName, state: StepState, detail?: string, error?: string): void {
-    const s = step(name);
-    s.state = state;
-    s.endedAt = Date.now();
-    if (detail !== undefined) s.detail = detail;
-    if (error !== undefined) s.error = error;
-    log.info(`step ${name} ${state}`);
-  }
-
-  async function runStep<T>(name: StepName, body: () => Promise<T>, describe?: (r: T) => string | undefined) {
-    enter(name);
-    try {
-      const result = await body();
-      finish(name, 'done', describe?.(result));
-      return result;
-    } catch (err) {
-      const message = describeFailure(err);
-      if (isCancellation(err)) {
-        finish(name, 'cancelled', undefined, message);
-      } else {
-        finish(name, 'failed', undefined, message);
-        failure = { step: name, message };
-      }
-      throw err;
-    }
   }
 
   setHandler(statusQuery, () => status);
@@ -448,43 +402,12 @@ export async function migrationWorkflow(
   }
 
   async function compensate(): Promise<void> {
-    const failed: string[] = [];
-    /** `tolerated` turns a failure the migration can live with into a skipped entry (and a warning). */
-    async function undo(
-      name: CompensationName,
-      body: () => Promise<unknown>,
-      tolerated?: (err: unknown) => string | undefined,
-    ): Promise<boolean> {
-      const entry: StepStatus = {
-        name,
-        title: COMPENSATION_TITLES[name],
-        state: 'running',
-        startedAt: Date.now(),
-      };
-      status.compensation.push(entry);
-      status.currentStep = name;
-      publish('compensating', `Rolling back: **${entry.title}**`);
-      try {
-        await body();
-        entry.state = 'done';
-        return true;
-      } catch (err) {
-        const skipped = tolerated?.(err);
-        if (skipped !== undefined) {
-          entry.state = 'skipped';
-          entry.detail = skipped;
-          return false;
-        }
-        // One undo failing must not stop the others: each leaves less for the operator to clean by hand.
-        entry.state = 'failed';
-        entry.error = describeFailure(err);
-        failed.push(entry.title);
-        status.errors.push(`Rollback step "${entry.title}" failed: ${entry.error}. Do it by hand.`);
-        return false;
-      } finally {
-        entry.endedAt = Date.now();
-      }
-    }
+    // One undo failing does not stop the others: each leaves less for the operator to clean by hand.
+    const undo = undoSteps(status.compensation, COMPENSATION_TITLES, {
+      label: 'compensating',
+      doing: 'Rolling back',
+      noun: 'Rollback step',
+    });
 
     if (attempted.updateConfig) {
       const reverted = await undo('revertServiceConfig', () =>

@@ -10,7 +10,6 @@ import {
   CancelledFailure,
   isCancellation,
   log,
-  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -25,7 +24,7 @@ import type {
 } from '../activities/contract';
 import { activity } from './activity-options';
 import { applicationFailureOf, describeFailure, failureType, oneLine, workspaceGone } from './failures';
-import { SOURCE_ATTRIBUTE, STEP_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
+import { SOURCE_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
 import {
   REHEARSAL_CLEANUP,
   REHEARSAL_STEPS,
@@ -42,6 +41,7 @@ import {
 import { formatDuration, parseDuration } from '../lib/duration';
 import { allowancesFor } from '../lib/downtime-allowances';
 import { copyHandleOf, rehearsalHandleConflict, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
+import { stepTracker } from './step-tracker';
 
 const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
 
@@ -128,59 +128,25 @@ export async function rehearsalWorkflow(
   /** False when the step found a database this rehearsal did not create: never ours to delete. */
   const ours = { copy: true, target: true };
   let workspace: WorkspaceClaim | undefined;
-  let lastStepAttribute: string | undefined;
   const restoreErrors = { expected: [] as string[], unexpected: [] as string[] };
   let verification: VerificationReport | undefined;
   let verificationSkipped: string | undefined;
 
-  const step = (name: RehearsalStepName): StepStatus => status.steps.find((s) => s.name === name)!;
+  // Steps are timed in workflow time (deterministic) from before the activity to after it.
+  const { step, publish, finish, runStep, undoSteps } = stepTracker<RehearsalStepName>({
+    status,
+    useSearchAttributes,
+    noun: 'rehearsal step',
+    logStarts: false,
+  });
   const warn = (text: string): void => {
     status.warnings.push(text);
     log.warn(text);
   };
 
-  function publish(label: string, details: string): void {
-    if (useSearchAttributes && label !== lastStepAttribute) {
-      upsertSearchAttributes([{ key: STEP_ATTRIBUTE, value: label }]);
-      lastStepAttribute = label;
-    }
-    setCurrentDetails(details);
-  }
-
   function setPhase(phase: RehearsalPhase, details: string): void {
     status.phase = phase;
     publish(phase, details);
-  }
-
-  function finish(name: RehearsalStepName, state: StepState, detail?: string, error?: string): void {
-    const s = step(name);
-    s.state = state;
-    s.endedAt = Date.now();
-    if (detail !== undefined) s.detail = detail;
-    if (error !== undefined) s.error = error;
-    log.info(`rehearsal step ${name} ${state}`);
-  }
-
-  /** Runs one step, timed in workflow time (deterministic) from before the activity to after it. */
-  async function runStep<T>(
-    name: RehearsalStepName,
-    body: () => Promise<T>,
-    describe?: (r: T) => string | undefined,
-  ): Promise<T> {
-    const s = step(name);
-    s.state = 'running';
-    s.startedAt = Date.now();
-    status.currentStep = name;
-    const index = REHEARSAL_STEPS.findIndex((x) => x.name === name) + 1;
-    publish(name, `**${s.title}** (rehearsal step ${index} of ${REHEARSAL_STEPS.length})`);
-    try {
-      const result = await body();
-      finish(name, 'done', describe?.(result));
-      return result;
-    } catch (err) {
-      finish(name, isCancellation(err) ? 'cancelled' : 'failed', undefined, describeFailure(err));
-      throw err;
-    }
   }
 
   if (useSearchAttributes) upsertSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: status.source }]);
@@ -297,37 +263,11 @@ export async function rehearsalWorkflow(
 
   /** Removes what this run created, each step on its own: one failing must not stop the others. */
   async function cleanup(): Promise<void> {
-    async function undo(
-      name: RehearsalCleanupName,
-      body: () => Promise<unknown>,
-      tolerated?: (err: unknown) => string | undefined,
-    ): Promise<void> {
-      const entry: StepStatus = {
-        name,
-        title: CLEANUP_TITLES[name],
-        state: 'running',
-        startedAt: Date.now(),
-      };
-      status.cleanup.push(entry);
-      status.currentStep = name;
-      publish('cleaning-up', `Cleaning up: **${entry.title}**`);
-      try {
-        await body();
-        entry.state = 'done';
-      } catch (err) {
-        const skipped = tolerated?.(err);
-        if (skipped !== undefined) {
-          entry.state = 'skipped';
-          entry.detail = skipped;
-        } else {
-          entry.state = 'failed';
-          entry.error = describeFailure(err);
-          status.errors.push(`Cleanup step "${entry.title}" failed: ${entry.error}. Do it by hand.`);
-        }
-      } finally {
-        entry.endedAt = Date.now();
-      }
-    }
+    const undo = undoSteps(status.cleanup, CLEANUP_TITLES, {
+      label: 'cleaning-up',
+      doing: 'Cleaning up',
+      noun: 'Cleanup step',
+    });
 
     status.phase = 'cleaning-up';
     const ws = workspace;
