@@ -77,10 +77,13 @@ describe('authentication, arguments and errors', () => {
   });
 
   test('version needs no token', async () => {
-    const r = await fake.run(['version'], { env: { APTIBLE_ACCESS_TOKEN: undefined } });
+    // CI unset: like the real one (agent.rb), the fake names the CI it runs under.
+    const r = await fake.run(['version'], { env: { APTIBLE_ACCESS_TOKEN: undefined, CI: undefined } });
     expect(r).toMatchObject({ exitCode: 0, stdout: 'aptible-cli v0.26.6\n', stderr: '' });
-    const json = await fake.run(['version'], { format: 'json' });
+    const json = await fake.run(['version'], { format: 'json', env: { CI: undefined } });
     expect(JSON.parse(json.stdout)).toEqual({ version: 'aptible-cli v0.26.6' });
+    const inCi = await fake.run(['version'], { env: { CI: 'true' } });
+    expect(inCi.stdout).toMatch(/^aptible-cli v0\.26\.6 \(.+\)\n$/);
   });
 
   test("Thor's errors: unknown command, wrong arity, bad number", async () => {
