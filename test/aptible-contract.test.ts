@@ -129,7 +129,11 @@ test('a successful migration types every command of the guide, in order, with it
   const sourceUrl = await platform.databaseUrl('source-db', ENV);
   await fake.addApp(ENV, 'my-app', { cmd: { containerCount: 2 } }, { DB_URL: sourceUrl });
 
-  const { id, result, error, commands } = await migrate(plan('source-db', 'dump-test', 'my-app'));
+  const { id, result, error, commands } = await migrate(
+    plan('source-db', 'dump-test', 'my-app', {
+      cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'delay', delay: '1s' } },
+    }),
+  );
   expect(error).toBeUndefined();
   expect(result?.phase).toBe('completed');
   expect(result?.verification?.ok).toBe(true);
@@ -144,6 +148,7 @@ test('a successful migration types every command of the guide, in order, with it
     `config:set --app my-app ${e} DB_URL=${redact(await platform.databaseUrl('dump-test', ENV))}`,
     `apps:scale --app my-app ${e} cmd --container-count 2`, // scale back up to the recorded count
     tunnel('dump-test'), // vacuum analyze
+    `db:deprovision source-db ${e}`, // the guide's "Deprovision", here after a durable 1s delay
   ]);
 
   // ...never a tunnel's localhost URL.
@@ -152,8 +157,9 @@ test('a successful migration types every command of the guide, in order, with it
   expect(fake.app(ENV, 'my-app').services.cmd.containerCount).toBe(2);
   // Every tunnel was closed with its step.
   expect(fake.invocations().filter((i) => i.argv[0] === 'db:tunnel' && i.exitCode === undefined)).toEqual([]);
-  // The scratch database is gone; its final backup is Aptible's business (the guide purges only the target's).
-  expect(fake.databases().map((d) => d.handle)).toEqual(['source-db', 'dump-test']);
+  // The source is gone, as the plan asked, and so is the scratch database; their final backups are kept,
+  // as Aptible keeps them (the guide purges only a failed target's).
+  expect(fake.databases().map((d) => d.handle)).toEqual(['dump-test']);
   expect(await readdir(join(workDir, 'dumps')).catch(() => [])).toEqual([]);
 
   // Nothing the CLI printed with a password (tunnel lines, db:url, db:list, db:create) is in the history.
@@ -313,10 +319,10 @@ test('a tunnel that dies mid-dump is replaced by a new one and the copy is still
 });
 
 test('a rehearsal restores the latest backup, dumps it twice, and removes all it made, command by command', async () => {
-  expect((await fake.run(['db:backup', 'source-db', '--environment', ENV])).exitCode).toBe(0);
+  expect((await fake.run(['db:backup', 'flaky-db', '--environment', ENV])).exitCode).toBe(0);
   const since = fake.invocations().length;
   const id = uniqueWorkflowId('aptible-rehearsal');
-  await startRehearsal(client, plan('source-db', 'rh-target', 'my-app'), { id, taskQueue });
+  await startRehearsal(client, plan('flaky-db', 'rh-target', 'flaky-app'), { id, taskQueue });
   const report = (await client.workflow.getHandle(id).result()) as RehearsalReport;
   const commands = fake.commands().slice(since);
   expect(report.ok).toBe(true);
@@ -327,13 +333,13 @@ test('a rehearsal restores the latest backup, dumps it twice, and removes all it
   const latest = Math.max(
     ...fake
       .backups()
-      .filter((b) => b.databaseHandle === 'source-db')
+      .filter((b) => b.databaseHandle === 'flaky-db')
       .map((b) => b.id),
   );
-  const [copy, target] = ['source-db-rehearsal', 'rh-target-rehearsal'];
+  const [copy, target] = ['flaky-db-rehearsal', 'rh-target-rehearsal'];
   const purges = commands.filter((c) => c.startsWith('backup:purge '));
   expect(commands).toEqual([
-    `backup:list source-db ${e}`, // the latest backup of the source
+    `backup:list flaky-db ${e}`, // the latest backup of the source
     lookup, // production's container size
     lookup, // the copy's handle is free
     `backup:restore ${latest} --handle ${copy} --container-size 1024 ${e}`, // the guide's command
@@ -369,7 +375,7 @@ test('a rehearsal restores the latest backup, dumps it twice, and removes all it
 test('not logged in: the migration stops in preflight, before any downtime, saying how to log in', async () => {
   await fake.addApp(ENV, 'idle-app', { cmd: { containerCount: 1 } });
   await fake.expireToken();
-  const { error, commands } = await migrate(plan('source-db', 'never-made', 'idle-app', { config: [] }));
+  const { error, commands } = await migrate(plan('flaky-db', 'never-made', 'idle-app', { config: [] }));
   expect(error).toBeInstanceOf(WorkflowFailedError);
   expect(String((error as WorkflowFailedError).cause?.message)).toMatch(
     /not logged in.*aptible login.*APTIBLE_ACCESS_TOKEN/,
