@@ -118,3 +118,21 @@ test('dev runs a dev server with its UI and a worker until Ctrl-C, keeping histo
   }
   expect(await exited).toBe(0);
 });
+
+test('local destroy asks for --yes, then removes every database of the home', async () => {
+  const home = join(dir, 'destroy-home');
+  const local = (args: string[]) => runPgshift(['local', ...args], home);
+  expect((await local(['db:create', 'doomed', '--version', '14'])).code).toBe(0);
+  const { stdout } = await local(['db:list', '--json']);
+  const [db] = JSON.parse(stdout) as { handle: string; port: number }[];
+  expect(db.handle).toBe('doomed');
+
+  const refused = await local(['destroy']);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toMatch(/--yes/);
+  expect(JSON.parse((await local(['db:list', '--json'])).stdout)).toHaveLength(1);
+
+  expect((await local(['destroy', '--yes'])).code).toBe(0);
+  expect(existsSync(home)).toBe(false);
+  expect(JSON.parse((await local(['db:list', '--json'])).stdout)).toEqual([]);
+});

@@ -253,6 +253,19 @@ export function localCommand(): Command {
     run(() => platform().stopAll()),
   );
 
+  sub('destroy', 'stop everything of this home and delete its databases, backups, apps and state')
+    .option('--yes', 'confirm: this deletes every database of the home, irreversibly')
+    .action((opts: { yes?: boolean }) =>
+      run(async () => {
+        if (!opts.yes) {
+          throw new BadInputError(
+            `destroy deletes every database and backup under ${platform().home}; run it again with --yes to confirm`,
+          );
+        }
+        await platform().destroy();
+      }),
+    );
+
   return local;
 }
 
