@@ -60,7 +60,7 @@ test("handles that leave no room for the rehearsal's own databases exit 2", asyn
   expect(res.stderr).toMatch(/cannot be rehearsed: .*like the plan's source/);
 });
 
-test('a started rehearsal prints its id; a second one is refused while it runs; status and signals know it', async () => {
+test('a started rehearsal prints its id; a second one is refused while it runs; status, list and signals know it', async () => {
   // No worker polls the `pgshift` queue of the test server: the rehearsal stays at its start.
   const id = uniqueWorkflowId('cli-rehearsal');
   const plan = await planFile(
@@ -82,6 +82,16 @@ test('a started rehearsal prints its id; a second one is refused while it runs; 
     const status = await pgshift(['status', id, '--json']);
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ workflowId: id, execution: 'RUNNING' });
+
+    // `list` names it a rehearsal (the server's list is eventually consistent: it may take a moment).
+    let listed: { id: string; kind: string } | undefined;
+    for (let i = 0; i < 40 && !listed; i++) {
+      const list = await pgshift(['list', '--json']);
+      expect(list.code).toBe(0);
+      listed = (JSON.parse(list.stdout) as { id: string; kind: string }[]).find((r) => r.id === id);
+      if (!listed) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(listed?.kind).toBe('rehearsal');
 
     const abort = await pgshift(['abort', id]);
     expect(abort.code).toBe(2);

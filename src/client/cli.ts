@@ -179,7 +179,7 @@ for (const { name, description, signal, done } of [
 
 program
   .command('list')
-  .description('migrations known to the Temporal server')
+  .description('migrations and rehearsals known to the Temporal server')
   .option('--json', 'machine-readable output')
   .action((opts: { json?: boolean }) => runCommand(() => listMigrations(opts.json ?? false)));
 
