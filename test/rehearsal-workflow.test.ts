@@ -3,13 +3,7 @@
 // its estimate, findings that are reported rather than failed on, and the cleanup after success, failure
 // and cancellation.
 import { Context } from '@temporalio/activity';
-import {
-  ApplicationFailure,
-  CancelledFailure,
-  WorkflowFailedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, type Client, type WorkflowHandle } from '@temporalio/client';
 import type {
   MigrationActivities,
   MigrationInput,
@@ -30,6 +24,7 @@ import {
 } from '../src/workflows/rehearsal-definitions';
 import type { rehearsalWorkflow } from '../src/workflows/rehearsal';
 import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId, withTestWorker } from './helpers/temporal';
+import { deferred, failureOf, recordingStubs } from './helpers/stubs';
 
 type All = MigrationActivities & RehearsalActivities;
 type Name = keyof All;
@@ -100,26 +95,11 @@ function defaults(): Impl {
   };
 }
 
-interface Call {
-  name: Name;
-  args: unknown[];
-}
-
 function stubs(overrides: Partial<Impl> = {}) {
-  const calls: Call[] = [];
-  const impl: Impl = { ...defaults(), ...overrides };
-  const activities = Object.fromEntries(
-    (Object.keys(impl) as Name[]).map((name) => [
-      name,
-      async (...args: unknown[]) => {
-        calls.push({ name, args });
-        return (impl[name] as (...a: unknown[]) => Promise<unknown>)(...args);
-      },
-    ]),
-  );
+  const stubbed = recordingStubs<Name>({ ...defaults(), ...overrides });
   const inputsOf = (name: Name) =>
-    calls.filter((c) => c.name === name).map((c) => c.args[0] as MigrationInput);
-  return { activities, calls, names: () => calls.map((c) => c.name), inputsOf };
+    stubbed.calls.filter((c) => c.name === name).map((c) => c.args[0] as MigrationInput);
+  return { ...stubbed, inputsOf };
 }
 
 function plan(overrides: Record<string, unknown> = {}): Plan {
@@ -180,22 +160,6 @@ async function rehearse<T>(
     });
     return body(handle);
   });
-}
-
-async function failureOf(handle: Handle): Promise<WorkflowFailedError> {
-  try {
-    await handle.result();
-  } catch (err) {
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return err as WorkflowFailedError;
-  }
-  throw new Error('the rehearsal completed; a failure was expected');
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 const partOf = (r: RehearsalReport, name: string) => r.estimate.parts.find((p) => p.name === name)!;

@@ -4,7 +4,6 @@ import { Context } from '@temporalio/activity';
 import {
   ApplicationFailure,
   CancelledFailure,
-  WorkflowFailedError,
   defaultPayloadConverter,
   type Client,
   type WorkflowHandle,
@@ -34,6 +33,7 @@ import {
   type StartTestWorkerOptions,
   type TestWorker,
 } from './helpers/temporal';
+import { deferred, failureOf, recordingStubs } from './helpers/stubs';
 
 type Name = keyof MigrationActivities;
 type Impl = {
@@ -98,33 +98,6 @@ function defaults(): Impl {
   };
 }
 
-interface Call {
-  name: Name;
-  args: unknown[];
-}
-
-/** Stub activities that record each call, in order, before running the default or the override. */
-function stubs(overrides: Partial<Impl> = {}) {
-  const calls: Call[] = [];
-  const impl: Impl = { ...defaults(), ...overrides };
-  const activities = Object.fromEntries(
-    (Object.keys(impl) as Name[]).map((name) => [
-      name,
-      async (...args: unknown[]) => {
-        calls.push({ name, args });
-        return (impl[name] as (...a: unknown[]) => Promise<unknown>)(...args);
-      },
-    ]),
-  );
-  return { activities, calls, names: () => calls.map((c) => c.name) };
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
 function plan(overrides: Record<string, unknown> = {}): Plan {
   return validatePlan({
     platform: 'local',
@@ -135,6 +108,11 @@ function plan(overrides: Record<string, unknown> = {}): Plan {
     cutover: { confirm: false },
     ...overrides,
   });
+}
+
+/** Stub activities that record each call, in order, before running the default or the override. */
+function stubs(overrides: Partial<Impl> = {}) {
+  return recordingStubs<Name>({ ...defaults(), ...overrides });
 }
 
 const FORWARD: Name[] = [
@@ -179,16 +157,6 @@ async function migrate<T>(
     });
     return body(handle);
   });
-}
-
-async function failureOf(handle: Handle): Promise<WorkflowFailedError> {
-  try {
-    await handle.result();
-  } catch (err) {
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return err as WorkflowFailedError;
-  }
-  throw new Error('the workflow completed; a failure was expected');
 }
 
 async function waitForStatus(
