@@ -40,6 +40,12 @@ export class DumpMissingError extends PgshiftError {}
 /** The platform refused the operation in a way a retry cannot change (not logged in, invalid version...). */
 export class PlatformError extends PgshiftError {}
 
+/**
+ * The platform's CLI is not logged in, or its token expired. Steps before the downtime stop at once; steps
+ * that must finish (services back up, the rollback) keep retrying, so an operator can log in meanwhile.
+ */
+export class NotLoggedInError extends PlatformError {}
+
 /** The platform failed in a way that may pass (network, timeouts, operation still running). */
 export class TransientPlatformError extends PgshiftError {}
 
@@ -52,4 +58,7 @@ export const NON_RETRYABLE_ERRORS = [
   'VerificationFailedError',
   'DumpMissingError',
   'PlatformError',
+  'NotLoggedInError',
+  // The aptible CLI printed what this version cannot read (a CLI newer or older than it knows).
+  'AptibleOutputError',
 ] as const;

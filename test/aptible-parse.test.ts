@@ -118,6 +118,7 @@ describe('JSON documents', () => {
         status: 'provisioned',
         diskSizeGb: 100,
         containerSizeMb: 4096,
+        createdAt: '2024-01-02T03:04:05.000Z',
       },
     ]);
     expect(JSON.stringify(parsed)).not.toContain('s3cret-pw');
@@ -167,8 +168,10 @@ describe('JSON documents', () => {
       size: 10,
       manual: false,
     };
-    expect(parseBackups(pretty([backup]))).toEqual([
-      { id: '1234', createdAt: '2016-06-14T13:24:11.000Z', sizeGb: 10 },
+    const copy = { ...backup, id: 1235, copied_from: { id: 1234, description: backup.description } };
+    expect(parseBackups(pretty([copy, backup]))).toEqual([
+      { id: '1235', createdAt: '2016-06-14T13:24:11.000Z', sizeGb: 10, copy: true },
+      { id: '1234', createdAt: '2016-06-14T13:24:11.000Z', sizeGb: 10, copy: false },
     ]);
     const orphan = {
       ...backup,
@@ -185,6 +188,7 @@ describe('JSON documents', () => {
         id: '1234',
         createdAt: '2016-06-14T13:24:11.000Z',
         sizeGb: 10,
+        copy: false,
         databaseHandle: 'dump-test',
         environment: 'test-environment',
       },
@@ -230,13 +234,13 @@ describe('db:tunnel lines', () => {
 describe('failures', () => {
   const fail = (stderr: string, command = 'db:create') => classifyFailure({ command, exitCode: 1, stderr });
 
-  it('not logged in, or an expired token: non-retryable, says how to log in', () => {
+  it('not logged in, or an expired token: its own error, saying how to log in', () => {
     for (const text of [
       'Could not read token: please run aptible login or set APTIBLE_ACCESS_TOKEN',
       'API authentication error: please run aptible login',
     ]) {
       const err = fail(text);
-      expect(err.name).toBe('PlatformError');
+      expect(err.name).toBe('NotLoggedInError');
       expect(err.message).toMatch(/aptible login.*APTIBLE_ACCESS_TOKEN/);
     }
   });
@@ -274,6 +278,24 @@ describe('failures', () => {
     expect(fail('something nobody expected').message).toMatch(
       /`aptible db:create` failed \(exit 1\): something/,
     );
+  });
+
+  it('the error is the last meaningful line, not a progress line before it', () => {
+    const err = fail('Deprovisioning orders-error-log...\nOperation #12 failed.', 'db:deprovision');
+    expect(err.message).toMatch(/^Operation #12 failed\./);
+    expect(err.name).toBe('TransientPlatformError');
+  });
+
+  it('a database still provisioning is retried; missing ssh tools and credentials say what to do', () => {
+    expect(fail('Database dump-test is not provisioned', 'db:tunnel').name).toBe('TransientPlatformError');
+    const ssh = fail("/var/lib/gems/x.rb:3:in `y': ssh-keygen must be installed (RuntimeError)", 'db:tunnel');
+    expect(ssh.name).toBe('PlatformError');
+    expect(ssh.message).toMatch(/openssh-client/);
+    expect(fail('No default credential for database, valid credential types: mysql', 'db:tunnel').name).toBe(
+      'PlatformError',
+    );
+    expect(fail('An error occurred: Too Many Requests').name).toBe('TransientPlatformError');
+    expect(fail('Could not find database db-503-archive').name).toBe('NotFoundError');
   });
 
   it('a missing CLI says how to install it; a timeout is retried', () => {

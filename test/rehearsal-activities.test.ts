@@ -41,10 +41,16 @@ function fakePlatform(name: string, databases: DatabaseInfo[], backups: BackupIn
   return { platform, deps, restores, created };
 }
 
+const RUN_STARTED = Date.parse('2026-11-24T10:00:00.500Z');
+const before = '2026-11-24T09:59:59.000Z';
+const sameSecond = '2026-11-24T10:00:00.000Z'; // Aptible reports whole seconds
+const after = '2026-11-24T10:05:00.000Z';
+
 function input(platform = 'local', environment = 'local'): MigrationInput {
   return {
     migrationId: 'pgshift-rehearsal-x',
     runId: 'run-1',
+    startedAt: RUN_STARTED,
     plan: validatePlan({
       platform,
       source: { handle: 'shop-pg14', environment },
@@ -67,32 +73,39 @@ describe('isOwnedBy', () => {
     expect(isOwnedBy({ ...PRODUCTION, createdBy: 'someone-else' }, i)).toBe(false);
   });
 
-  test('without a recorded creator: not ours on a first attempt, presumed ours on a retry', async () => {
-    const unlabelled = { ...PRODUCTION };
-    expect(isOwnedBy(unlabelled, i)).toBe(false); // outside an activity: a first attempt
-    expect(await new MockActivityEnvironment({ attempt: 1 }).run(async () => isOwnedBy(unlabelled, i))).toBe(
-      false,
-    );
-    expect(await new MockActivityEnvironment({ attempt: 2 }).run(async () => isOwnedBy(unlabelled, i))).toBe(
-      true,
-    );
+  test('without a recorded creator: ours only if made since the run started, on any attempt', async () => {
+    const made = (createdAt?: string) => ({ ...PRODUCTION, createdAt });
+    expect(isOwnedBy(made(after), i)).toBe(true);
+    expect(isOwnedBy(made(sameSecond), i)).toBe(true);
+    expect(isOwnedBy(made(before), i)).toBe(false);
+    expect(isOwnedBy(made(undefined), i)).toBe(false); // no creation time: never ours
+    expect(isOwnedBy(made(after), { ...i, startedAt: undefined })).toBe(false);
+    // A retry changes nothing: an older database is not ours however often we ask.
+    expect(
+      await new MockActivityEnvironment({ attempt: 3 }).run(async () => isOwnedBy(made(before), i)),
+    ).toBe(false);
   });
 });
 
 describe('createTarget on a platform that records no creator', () => {
-  const target: DatabaseInfo = { handle: 'shop-pg17', environment: 'local', version: 17 };
-
-  test('a database found on the first attempt is someone else’s: TargetExistsError, nothing created', async () => {
+  test('a database older than the run is someone else’s: TargetExistsError, nothing created', async () => {
+    const target: DatabaseInfo = {
+      handle: 'shop-pg17',
+      environment: 'local',
+      version: 17,
+      createdAt: before,
+    };
     const { deps, created } = fakePlatform('aptible', [target]);
     await expect(
-      new MockActivityEnvironment({ attempt: 1 }).run(() => createTarget(deps, input())),
+      new MockActivityEnvironment({ attempt: 2 }).run(() => createTarget(deps, input())),
     ).rejects.toThrow(TargetExistsError);
     expect(created).toEqual([]);
   });
 
-  test('found on a retry, it is what the first attempt created', async () => {
+  test('one made since the run started is what an earlier attempt created', async () => {
+    const target: DatabaseInfo = { handle: 'shop-pg17', environment: 'local', version: 17, createdAt: after };
     const { deps, created } = fakePlatform('aptible', [target]);
-    const result = await new MockActivityEnvironment({ attempt: 3 }).run(() => createTarget(deps, input()));
+    const result = await new MockActivityEnvironment({ attempt: 2 }).run(() => createTarget(deps, input()));
     expect(result).toMatchObject({ handle: 'shop-pg17', foundExisting: true });
     expect(created).toEqual([]);
   });

@@ -195,6 +195,10 @@ test('happy path: the phases in order, two dumps of the copy, a report whose est
         expect(input.plan.config).toEqual([]);
       }
     }
+    // Every activity can tell what this run made (isOwnedBy): the run's id and start time travel along.
+    for (const input of calls.map((c) => c.args[0] as MigrationInput)) {
+      expect(input).toMatchObject({ runId: expect.any(String), startedAt: expect.any(Number) });
+    }
     const [dropTarget, dropCopy] = inputsOf('deprovisionTarget');
     expect(dropTarget.plan.target.handle).toBe('shop-pg17-rehearsal');
     expect(dropCopy.plan.target).toMatchObject({ handle: 'shop-pg14-rehearsal', environment: 'local' });

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { log } from '@temporalio/activity';
 import type { MigrationInput, PurgeResult } from './contract';
-import { type ActivityDeps, dumpPathOf, ownerLabel, platformOf } from './deps';
+import { type ActivityDeps, dumpPathOf, isOwnedBy, madeDuringRun, platformOf } from './deps';
 import { withScope } from './scope';
 
 /** The guide's last step; the workflow only calls it when the plan asks for it. */
@@ -19,8 +19,8 @@ export async function deprovisionTarget(deps: ActivityDeps, input: MigrationInpu
   await withScope(platform, async () => {
     const existing = await platform.getDatabase(target.handle, target.environment);
     if (!existing) return;
-    if (existing.createdBy !== undefined && existing.createdBy !== ownerLabel(input)) {
-      log.warn('target not deprovisioned: another migration created it', { handle: target.handle });
+    if (!isOwnedBy(existing, input)) {
+      log.warn('target not deprovisioned: this run did not create it', { handle: target.handle });
       return;
     }
     await platform.deprovisionDatabase(target.handle, target.environment);
@@ -33,8 +33,13 @@ export async function purgeTargetBackups(deps: ActivityDeps, input: MigrationInp
   const platform = platformOf(deps, input);
   return withScope(platform, async () => {
     const orphaned = await platform.listOrphanedBackups(target.environment);
+    // Final backups of an older database that had this handle are someone's to keep: only those taken
+    // since this run started (at the deprovision it just did) are the target's.
     const ours = orphaned.filter(
-      (b) => b.databaseHandle === target.handle && b.environment === target.environment,
+      (b) =>
+        b.databaseHandle === target.handle &&
+        b.environment === target.environment &&
+        madeDuringRun(b.createdAt, input),
     );
     for (const backup of ours) await platform.purgeBackup(backup.id);
     return { purged: ours.map((b) => b.id) };

@@ -11,6 +11,11 @@ export interface MigrationInput {
    * same plan never mistakes a database an earlier run made (and perhaps put in service) for its own.
    */
   runId?: string;
+  /**
+   * When the workflow run started (epoch ms), set by the workflow. On a platform that keeps no label
+   * (Aptible), a database or backup made after it under a handle this run creates is taken as this run's.
+   */
+  startedAt?: number;
 }
 
 export interface ServiceRef {

@@ -6,7 +6,7 @@ import { TargetExistsError } from '../errors';
 /**
  * The guide's `aptible db:create`. Preflight proved the handle was free (or ours), so a database found
  * here was normally made by an earlier attempt of this activity; but it may have appeared since, so it is
- * reused only when it is ours (see isOwnedBy: on a platform that records no creator, only on a retry).
+ * reused only when it is ours (see isOwnedBy: on a platform that records no creator, only if made since the run started).
  */
 export async function createTarget(deps: ActivityDeps, input: MigrationInput): Promise<CreateTargetResult> {
   const { target } = input.plan;

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
 import type { MigrationInput } from './contract';
 import type { DatabaseInfo, Platform } from '../platform/platform';
 import { PlatformError } from '../errors';
@@ -32,23 +31,21 @@ export function ownerLabel(input: MigrationInput): string {
 
 /**
  * Whether a database found under a handle this run means to create is this run's own, so a retry may
- * reuse it (and the cleanup may delete it). A platform that records the creator answers exactly. One that
- * cannot (createdBy undefined, e.g. Aptible) only lets us guess: on the activity's first attempt nothing of
- * ours can exist yet, so the database is someone else's; on a retry it is presumed to be what an earlier
- * attempt created before it failed (the handle was checked free on the first attempt).
+ * reuse it and the cleanup may delete it. A platform that records the creator answers exactly. One that
+ * cannot (createdBy undefined, e.g. Aptible) is answered by time: the run checked the handle free before
+ * creating anything, so a database made after the run started is taken as its own, and one older than the
+ * run never is — nor one whose creation time the platform does not report.
  */
 export function isOwnedBy(existing: DatabaseInfo, input: MigrationInput): boolean {
   if (existing.createdBy !== undefined) return existing.createdBy === ownerLabel(input);
-  return activityAttempt() > 1;
+  return madeDuringRun(existing.createdAt, input);
 }
 
-/** The attempt of the running activity; 1 outside an activity (a direct call, e.g. from a test). */
-function activityAttempt(): number {
-  try {
-    return Context.current().info.attempt;
-  } catch {
-    return 1;
-  }
+/** Whether a platform object with this creation time came into being during this run. */
+export function madeDuringRun(createdAt: string | undefined, input: MigrationInput): boolean {
+  if (createdAt === undefined || input.startedAt === undefined) return false;
+  // Aptible reports whole seconds: compare against the second the run started in.
+  return Date.parse(createdAt) >= Math.floor(input.startedAt / 1000) * 1000;
 }
 
 export function safeName(id: string): string {

@@ -4,7 +4,7 @@ import type { MigrationInput, SchemaTestResult } from './contract';
 import { type ActivityDeps, dumpPathOf, isOwnedBy, ownerLabel, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
 import { log } from '@temporalio/activity';
-import { PreflightError } from '../errors';
+import { PreflightError, TargetExistsError } from '../errors';
 import { dumpAll } from '../pg/dump';
 import { serverMajorVersion } from '../pg/inspect';
 import { restoreDump } from '../pg/restore';
@@ -46,15 +46,22 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
     try {
       // A scratch database left by an earlier attempt of this run is replaced, not reused.
       if (existing) await platform.deprovisionDatabase(handle, env);
+      // Ours to remove even when the create fails half-way, unless it says the handle is taken: then the
+      // database under it is someone else's.
       created = true;
-      await platform.createDatabase({
-        handle,
-        environment: env,
-        version: plan.target.version,
-        diskSizeGb: plan.target.diskSize,
-        containerSizeMb: plan.target.containerSize,
-        createdBy: owner,
-      });
+      await platform
+        .createDatabase({
+          handle,
+          environment: env,
+          version: plan.target.version,
+          diskSizeGb: plan.target.diskSize,
+          containerSizeMb: plan.target.containerSize,
+          createdBy: owner,
+        })
+        .catch((err: unknown) => {
+          if (err instanceof TargetExistsError) created = false;
+          throw err;
+        });
       await dumpAll(source, path, {
         adminRole: platform.adminRole,
         schemaOnly: true,

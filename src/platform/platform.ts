@@ -13,6 +13,8 @@ export interface DatabaseInfo {
   createdBy?: string;
   /** Memory of its container in MB, when the platform reports it. */
   containerSizeMb?: number;
+  /** When it was created (ISO 8601), when the platform reports it. */
+  createdAt?: string;
 }
 
 export interface CreateDatabaseSpec {

@@ -18,6 +18,22 @@ function retry(maximumAttempts: number): ActivityOptions['retry'] {
   };
 }
 
+// What brings services back and undoes a failed migration must not give up because a login expired
+// mid-run: it keeps retrying for about an hour (the error says to log in), every other refusal still stops it.
+function mustFinish(startToCloseTimeout: Duration): ActivityOptions {
+  return {
+    startToCloseTimeout,
+    cancellationType,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '2m',
+      maximumAttempts: 36,
+      nonRetryableErrorTypes: NON_RETRYABLE_ERRORS.filter((t) => t !== 'NotLoggedInError'),
+    },
+  };
+}
+
 // A rollback must not overtake the step it interrupts: a scale-down finishing after the scale-up, or a
 // restore still writing into a target being deprovisioned. So a cancelled step is waited for. (Left
 // unset, the SDK sends the proto default, TRY_CANCEL, which does not wait.)
@@ -45,12 +61,12 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   verifyTarget: long('6h', 3),
   updateServiceConfig: short('15m', 10),
   // Services must come back: after the point of no return and in a rollback alike.
-  scaleServicesUp: short('15m', 20),
+  scaleServicesUp: mustFinish('15m'),
   vacuumAnalyze: long('24h', 3),
   deprovisionSource: short('1h', 10),
-  revertServiceConfig: short('15m', 10),
-  deprovisionTarget: short('1h', 10),
-  purgeTargetBackups: short('15m', 10),
+  revertServiceConfig: mustFinish('15m'),
+  deprovisionTarget: mustFinish('1h'),
+  purgeTargetBackups: mustFinish('15m'),
   removeDump: short('5m', 5),
   findLatestBackup: short('5m', 5),
   // Restoring a backup takes as long as its data: the platform's operation may run for hours.

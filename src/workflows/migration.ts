@@ -67,7 +67,11 @@ export async function migrationWorkflow(
   started: MigrationInput,
   options: MigrationWorkflowOptions = {},
 ): Promise<MigrationSummary> {
-  const input: MigrationInput = { ...started, runId: started.runId ?? workflowInfo().firstExecutionRunId };
+  const input: MigrationInput = {
+    ...started,
+    runId: started.runId ?? workflowInfo().firstExecutionRunId,
+    startedAt: started.startedAt ?? workflowInfo().startTime.getTime(),
+  };
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
   const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;

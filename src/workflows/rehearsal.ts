@@ -78,7 +78,11 @@ export async function rehearsalWorkflow(
   started: MigrationInput,
   options: RehearsalWorkflowOptions = {},
 ): Promise<RehearsalReport> {
-  const input: MigrationInput = { ...started, runId: started.runId ?? workflowInfo().firstExecutionRunId };
+  const input: MigrationInput = {
+    ...started,
+    runId: started.runId ?? workflowInfo().firstExecutionRunId,
+    startedAt: started.startedAt ?? workflowInfo().startTime.getTime(),
+  };
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
   const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;
@@ -94,12 +98,11 @@ export async function rehearsalWorkflow(
 
   const copy = { handle: copyHandleOf(plan), environment: plan.source.environment };
   const rehearsalTarget = { ...plan.target, handle: rehearsalTargetHandleOf(plan) };
-  // The migration's activities, pointed at the rehearsal's databases. Same migrationId and runId as the
-  // rehearsal's input: the owner label (ownerLabel) of everything it creates is the same for all three.
+  // The migration's activities, pointed at the rehearsal's databases. Same migrationId, runId and startedAt
+  // as the rehearsal's input: what it creates is recognised as its own (isOwnedBy) by all three.
   // No services and no config: nothing here may scale or repoint a production app.
   const onCopy: MigrationInput = {
-    migrationId: input.migrationId,
-    runId: input.runId,
+    ...input,
     plan: { ...plan, source: copy, target: rehearsalTarget, services: [], config: [] },
   };
   /** The copy seen as a target: what deprovisionTarget and purgeTargetBackups remove. */

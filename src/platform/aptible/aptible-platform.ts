@@ -1,7 +1,7 @@
 // The platform the guide is written for: every call is the `aptible` command the guide tells a person to
 // type, with machine-readable output (APTIBLE_OUTPUT_FORMAT=json). Credentials never leave this module and
 // the activities that use them: URLs come from `db:url`/`db:tunnel` and are handed out as SECRET values.
-import { NotFoundError, TargetExistsError } from '../../errors';
+import { NotFoundError, TargetExistsError, TransientPlatformError } from '../../errors';
 import type {
   BackupInfo,
   CreateDatabaseSpec,
@@ -93,8 +93,19 @@ export class AptiblePlatform implements Platform {
     }
   }
 
-  connect(handle: string, environment: string): Promise<DatabaseConnection> {
-    return openTunnel(this.cli, handle, environment, { startTimeoutMs: this.tunnelStartTimeoutMs });
+  /**
+   * A tunnel for the calling activity. One that does not come up is tried once more at once: the CLI picks
+   * its port by binding and releasing it, so two tunnels opened together (verify) can race for one port.
+   */
+  async connect(handle: string, environment: string): Promise<DatabaseConnection> {
+    const open = () =>
+      openTunnel(this.cli, handle, environment, { startTimeoutMs: this.tunnelStartTimeoutMs });
+    try {
+      return await open();
+    } catch (err) {
+      if (!(err instanceof TransientPlatformError) || !/did not come up/.test(err.message)) throw err;
+      return open();
+    }
   }
 
   /** `aptible db:url`: the URL apps use (never a tunnel's localhost URL). SECRET. */
@@ -146,7 +157,9 @@ export class AptiblePlatform implements Platform {
 
   async listBackups(handle: string, environment: string): Promise<BackupInfo[]> {
     const backups = parseBackups(await this.cli.run(['backup:list', handle, '--environment', environment]));
+    // A cross-region copy is newer than its original but holds the same data, far from the database.
     return backups
+      .filter((b) => !b.copy)
       .map((b) => ({
         id: b.id,
         databaseHandle: handle,
@@ -210,8 +223,9 @@ function toInfo(d: AptibleDatabase): DatabaseInfo {
   return {
     handle: d.handle,
     environment: d.environment,
-    version: Number.parseInt(d.version ?? '', 10),
+    version: Number.parseInt(d.version ?? '', 10) || 0,
     containerSizeMb: d.containerSizeMb,
+    createdAt: d.createdAt,
   };
 }
 

@@ -4,6 +4,7 @@
 // Every CLI failure is a bare message on stderr and exit code 1, so the message is all there is to go on.
 import {
   NotFoundError,
+  NotLoggedInError,
   PlatformError,
   type PgshiftError,
   TargetExistsError,
@@ -24,17 +25,32 @@ export interface CliFailure {
 type Rule = [RegExp, (message: string, f: CliFailure) => PgshiftError];
 
 const LOGIN_HELP =
-  'log in on the worker machine with `aptible login` (tokens expire: 1 week by default), or set ' +
-  "APTIBLE_ACCESS_TOKEN in the worker's environment; then start the migration again";
+  'log in on the worker machine with `aptible login` (tokens expire: 1 week by default, 12 hours with 2FA; ' +
+  "`--lifetime` sets it), or set APTIBLE_ACCESS_TOKEN in the worker's environment. Steps that must finish " +
+  '(services back up, a rollback) keep retrying for about an hour meanwhile; others stop here';
 
 const RULES: Rule[] = [
   [
     /Could not read token|API authentication error|please run aptible login/i,
-    () => new PlatformError(`the aptible CLI is not logged in: ${LOGIN_HELP}`),
+    () => new NotLoggedInError(`the aptible CLI is not logged in (or its token expired): ${LOGIN_HELP}`),
+  ],
+  // A database still being provisioned (or restored): the operation is under way, a later attempt finds it up.
+  [/is not provisioned/i, (m) => new TransientPlatformError(`${m} (yet; retrying)`)],
+  [
+    /Could not find (database|environment|app) |Specified account does not exist|does not exist for app|Backup #\d+ not found/i,
+    (m) => new NotFoundError(`${m}: check the handles and environments in the plan`),
   ],
   [
-    /Could not find (database|environment|app) |Specified account does not exist|does not exist for app|Backup #\d+ not found|is not provisioned/i,
-    (m) => new NotFoundError(`${m}: check the handles and environments in the plan`),
+    /ssh-keygen must be installed|ssh: not found|No such file or directory - ssh/i,
+    (m) =>
+      new PlatformError(
+        `${m}: the aptible CLI needs ssh and ssh-keygen on the worker machine (Debian: openssh-client)`,
+      ),
+  ],
+  [
+    /No default credential|No credential with type/i,
+    (m) =>
+      new PlatformError(`${m}: pgshift tunnels with the database's default credential; ask Aptible support`),
   ],
   [
     /No Database Image of type|--type is required|valid versions/i,
@@ -65,7 +81,7 @@ const RULES: Rule[] = [
   ],
   // Network and API-side failures (5xx surface as an uncaught Ruby exception with a backtrace).
   [
-    /ServerError|Errno::E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|TIMEDOUT)|SocketError|getaddrinfo|Net::(OpenTimeout|ReadTimeout)|Faraday::|timed out|Connection reset|\b50[234]\b/i,
+    /ServerError|Errno::E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|TIMEDOUT)|SocketError|getaddrinfo|Net::(OpenTimeout|ReadTimeout)|Faraday::|timed out|Connection reset|\b50[234] (Bad Gateway|Service Unavailable|Gateway Time-?out)|Too Many Requests|rate limit/i,
     (m) => new TransientPlatformError(`${m} (network or Aptible API trouble; retrying)`),
   ],
   [
@@ -80,8 +96,11 @@ export function failureMessage(stderr: string, secrets: readonly string[] = []):
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l && !/^from \//.test(l));
-  // Ruby prints the exception first and the backtrace after: prefer the line that names the error.
-  const named = lines.find((l) => /Error|error|Could not|not found|exist|failed|crashed|timed out/.test(l));
+  // The error is printed last (progress lines such as "Deprovisioning X..." come first); Ruby's own
+  // exceptions print the message first and the backtrace's "from" lines (dropped above) after it.
+  const named = [...lines]
+    .reverse()
+    .find((l) => /Error|error|Could not|not found|exist|failed|crashed|timed out|must be/.test(l));
   const line = named ?? lines[lines.length - 1] ?? '';
   return line.length > 500 ? `${line.slice(0, 499)}…` : line;
 }

@@ -28,6 +28,7 @@ const appsSchema = z.array(
 const databaseSchema = z.object({
   id,
   handle: z.string(),
+  created_at: z.string().nullish(),
   type: z.string().nullish(),
   version: z.coerce.string().nullish(),
   status: z.string().nullish(),
@@ -41,7 +42,13 @@ const urlSchema = z.object({ connection_url: z.string().min(1) });
 
 const configSchema = z.array(z.object({ key: z.string(), value: z.string().nullable() }));
 
-const backupSchema = z.object({ id, created_at: z.string(), size: z.number().nullish() });
+const backupSchema = z.object({
+  id,
+  created_at: z.string(),
+  size: z.number().nullish(),
+  // Present on cross-region copies (inject_backup): a disaster-recovery copy, not a backup of its own.
+  copied_from: z.unknown().optional(),
+});
 const backupsSchema = z.array(backupSchema);
 const orphanedSchema = z.array(
   backupSchema.extend({ database: z.object({ handle: z.string(), environment: environmentRef }) }),
@@ -56,6 +63,8 @@ export interface AptibleDatabase {
   status?: string;
   diskSizeGb?: number;
   containerSizeMb?: number;
+  /** ISO 8601. */
+  createdAt?: string;
 }
 
 export interface AptibleService {
@@ -71,6 +80,8 @@ export interface AptibleBackup {
   /** ISO 8601. */
   createdAt: string;
   sizeGb?: number;
+  /** A cross-region copy of another backup. */
+  copy: boolean;
 }
 
 export interface AptibleOrphanedBackup extends AptibleBackup {
@@ -144,6 +155,7 @@ function toDatabase(d: z.infer<typeof databaseSchema>): AptibleDatabase {
     status: d.status ?? undefined,
     diskSizeGb: d.disk_size ?? undefined,
     containerSizeMb: d.container_size ?? undefined,
+    createdAt: d.created_at ? parseAptibleTime(d.created_at, 'db:list') : undefined,
   };
 }
 
@@ -179,6 +191,7 @@ export function parseBackups(stdout: string): AptibleBackup[] {
     id: b.id,
     createdAt: parseAptibleTime(b.created_at, 'backup:list'),
     sizeGb: b.size ?? undefined,
+    copy: b.copied_from !== undefined && b.copied_from !== null,
   }));
 }
 
@@ -188,6 +201,7 @@ export function parseOrphanedBackups(stdout: string): AptibleOrphanedBackup[] {
     id: b.id,
     createdAt: parseAptibleTime(b.created_at, 'backup:orphaned'),
     sizeGb: b.size ?? undefined,
+    copy: b.copied_from !== undefined && b.copied_from !== null,
     databaseHandle: b.database.handle,
     environment: b.database.environment.handle,
   }));

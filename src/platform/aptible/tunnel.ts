@@ -108,7 +108,10 @@ export async function openTunnel(
 
   try {
     const at = await Promise.race([ready, timeout, aborted]);
-    return { ...at, close };
+    // The CLI listens on 127.0.0.1 (helpers/tunnel.rb) and prints localhost.<stack domain>, a public name
+    // that resolvers guarding against DNS rebinding refuse to answer with 127.0.0.1: connect to the address.
+    const host = /^localhost(\.|$)/i.test(at.host) ? '127.0.0.1' : at.host;
+    return { ...at, host, close };
   } catch (err) {
     await close();
     throw err;
