@@ -1,6 +1,6 @@
 // `aptible db:tunnel` as an activity holds it: open until the activity ends, then closed, whether the
 // activity succeeded, failed, was cancelled or its worker exited; never left holding its port.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { AptibleCli } from '../src/platform/aptible';
@@ -93,6 +93,14 @@ test('an unknown database fails at once, non-retryable, naming it', async () => 
   });
 });
 
+test('without the CLI installed, the error says how to install it', async () => {
+  const nowhere = new AptibleCli({ bin: 'aptible-not-installed', env: { ...process.env, ...fake.env } });
+  await expect(openTunnel(nowhere, 'tun-db', ENV)).rejects.toMatchObject({
+    name: 'PlatformError',
+    message: expect.stringMatching(/could not be run .*install it/),
+  });
+});
+
 test('a tunnel that does not come up in time is stopped and reported as retryable', async () => {
   await fake.setFaults([{ command: 'db:tunnel', times: 1, action: { type: 'delayMs', ms: 20_000 } }]);
   await expect(openTunnel(cli, 'tun-db', ENV, { startTimeoutMs: 1_500 })).rejects.toMatchObject({
@@ -134,4 +142,29 @@ test('a worker that exits takes its open tunnels along', async () => {
   );
   const { pid } = lastTunnel();
   await eventually(() => !alive(pid), "the exited worker's tunnel is gone");
+});
+
+test('a worker killed outright (SIGKILL: no exit handler runs) still takes its tunnels along', async () => {
+  await fake.setFaults([]);
+  const script = `
+    const { AptibleCli } = require(${JSON.stringify(join(__dirname, '..', 'src', 'platform', 'aptible'))});
+    const { openTunnel } = require(${JSON.stringify(join(__dirname, '..', 'src', 'platform', 'aptible', 'tunnel'))});
+    openTunnel(new AptibleCli(), 'tun-db', ${JSON.stringify(ENV)}).then((c) => {
+      console.log(c.port);
+      setInterval(() => undefined, 1000);
+    });
+  `;
+  const worker = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), '-e', script], {
+    env: { ...process.env, ...fake.env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    worker.once('exit', () => reject(new Error('the worker exited before its tunnel came up')));
+  });
+  expect(await accepts(port)).toBe(true);
+  const { pid } = lastTunnel();
+  worker.kill('SIGKILL');
+  await eventually(() => !alive(pid), "the killed worker's tunnel is gone");
+  expect(await accepts(port)).toBe(false);
 });

@@ -107,9 +107,12 @@ export function failureMessage(stderr: string, secrets: readonly string[] = []):
 
 /** Turns a failed CLI run into the error the workflow's retry policy understands. */
 export function classifyFailure(f: CliFailure, secrets: readonly string[] = []): PgshiftError {
-  if (f.spawnError) {
+  // Tunnels start the CLI through /bin/sh (tunnel.ts), which reports a missing program as exit 127.
+  const missing =
+    f.spawnError ?? (f.exitCode === 127 && /not found/.test(f.stderr) ? 'not found' : undefined);
+  if (missing) {
     return new PlatformError(
-      `the aptible CLI could not be run (${f.spawnError}): install it on the worker machine ` +
+      `the aptible CLI could not be run (${missing}): install it on the worker machine ` +
         '(https://www.aptible.com/docs/reference/aptible-cli/cli-commands/overview) or set APTIBLE_CLI_PATH',
     );
   }

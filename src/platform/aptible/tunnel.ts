@@ -21,6 +21,17 @@ export interface TunnelOptions {
 const DEFAULT_START_TIMEOUT_MS = 2 * 60 * 1000;
 const STOP_GRACE_MS = 6_000;
 
+// A worker killed outright (SIGKILL, the OOM killer) runs no exit handler, and a tunnel left behind keeps a
+// local port forwarding to a production database for up to a day. So the CLI runs under a small watchdog:
+// the shell holds our end of a pipe on fd 3 and becomes the CLI (exec, so the CLI leads the process group
+// and gets SIGINT like in a terminal); a background reader waits for that pipe to close — which happens
+// when the worker dies, however it dies — then closes the tunnel as the CLI expects (SIGINT to the group),
+// and kills what is left after the grace period. (An asynchronous list of a non-interactive shell ignores
+// SIGINT, so the reader survives the SIGINT it sends. Debian's sh, dash, takes no "--" in kill.)
+const WATCHDOG = `exec 3<&0
+( while read -r _ <&3; do :; done; kill -INT -$$ 2>/dev/null; sleep ${STOP_GRACE_MS / 1000}; kill -KILL -$$ 2>/dev/null ) >/dev/null 2>&1 &
+exec "$@" </dev/null 3<&-`;
+
 // Tunnels must not outlive the worker: a worker that exits (even on a crash) takes its tunnels along.
 const open = new Set<number>();
 process.once('exit', () => {
@@ -34,14 +45,19 @@ export async function openTunnel(
   environment: string,
   options: TunnelOptions = {},
 ): Promise<DatabaseConnection> {
-  const child = execa(cli.bin, ['db:tunnel', handle, '--environment', environment], {
-    env: cli.childEnv('text'),
-    extendEnv: false,
-    stdin: 'ignore',
-    stdout: 'ignore',
-    reject: false,
-    detached: true,
-  });
+  const child = execa(
+    '/bin/sh',
+    ['-c', WATCHDOG, 'pgshift-tunnel', cli.bin, 'db:tunnel', handle, '--environment', environment],
+    {
+      env: cli.childEnv('text'),
+      extendEnv: false,
+      // Our end stays open for the tunnel's life: its closing is the watchdog's signal.
+      stdin: 'pipe',
+      stdout: 'ignore',
+      reject: false,
+      detached: true,
+    },
+  );
   const pid = child.pid;
   if (pid) open.add(pid);
   let stderr = '';
