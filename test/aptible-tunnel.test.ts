@@ -125,6 +125,26 @@ test('a cancelled activity stops its tunnel, even one still starting', async () 
   await eventually(() => !alive(pid), 'the cancelled tunnel is gone');
 });
 
+test('a cancelled activity stops a long CLI command too (e.g. a db:create waiting on its operation)', async () => {
+  await fake.setFaults([{ command: 'db:list', times: 1, action: { type: 'delayMs', ms: 30_000 } }]);
+  const controller = new AbortController();
+  const started = Date.now();
+  const listing = cli.run(['db:list', '--environment', ENV], { signal: controller.signal });
+  await eventually(
+    () => fake.invocations().some((i) => i.argv[0] === 'db:list' && i.exitCode === undefined),
+    'it started',
+  );
+  const { pid } = fake
+    .invocations()
+    .filter((i) => i.argv[0] === 'db:list')
+    .at(-1)!;
+  controller.abort(new Error('activity cancelled'));
+  await expect(listing).rejects.toThrow('activity cancelled');
+  await eventually(() => !alive(pid), 'the command is gone');
+  expect(Date.now() - started).toBeLessThan(20_000);
+  await fake.setFaults([]);
+});
+
 test('a worker that exits takes its open tunnels along', async () => {
   await fake.setFaults([]);
   const script = `

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { DatabaseConnection, Platform } from '../platform/platform';
 import { redact } from '../lib/redact';
+import { activityCancellation, inActivity } from '../lib/activity-context';
 
 // Heartbeats keep flowing while a long step waits on a child process, so a dead worker is noticed
 // within the heartbeat timeout even when there is no progress to report.
@@ -61,21 +62,12 @@ export class ActivityScope {
   }
 }
 
-function inActivity(): boolean {
-  try {
-    Context.current();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function heartbeatIfActivity(details?: unknown): void {
   if (inActivity()) Context.current().heartbeat(details);
 }
 
 export function cancellationSignal(): AbortSignal | undefined {
-  return inActivity() ? Context.current().cancellationSignal : undefined;
+  return activityCancellation();
 }
 
 /** Runs an activity body with a scope that heartbeats, closes its tunnels and scrubs its errors. */

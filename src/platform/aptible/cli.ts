@@ -1,5 +1,6 @@
 import execa from 'execa';
 import { classifyFailure } from './errors';
+import { activityCancellation } from '../../lib/activity-context';
 
 // execa 5: the last CommonJS major. Later majors are ESM-only, which neither tsx's CommonJS loader nor
 // Jest can load in this project.
@@ -14,12 +15,13 @@ export interface AptibleCliOptions {
 export interface RunOptions {
   /** Values to scrub from any error (e.g. the URL passed to config:set). */
   secrets?: readonly string[];
-  /** Default 2h: db:create and backup:restore wait for Aptible's operation to finish. */
+  /** Default 24h: db:create and backup:restore wait for Aptible's operation; the activity's own timeout is the real bound. */
   timeoutMs?: number;
+  /** Default: the running activity's cancellation, so an abort does not wait for an hour-long db:create. */
   signal?: AbortSignal;
 }
 
-const DEFAULT_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+const DEFAULT_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 // The CLI ignores SIGINT while attached to operation logs unless its ssh child gets it too
 // (helpers/ssh.rb), so a stop goes to the whole process group, and is forced after a grace period.
 const STOP_GRACE_MS = 5_000;
@@ -42,6 +44,7 @@ export class AptibleCli {
   /** Runs one command with APTIBLE_OUTPUT_FORMAT=json and returns its stdout; throws a classified error. */
   async run(args: string[], options: RunOptions = {}): Promise<string> {
     const command = args[0];
+    const signal = options.signal ?? activityCancellation();
     const child = execa(this.bin, args, {
       env: this.childEnv('json'),
       extendEnv: false,
@@ -59,10 +62,11 @@ export class AptibleCli {
       timedOut = true;
       stop();
     }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    options.signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
       const result = await child;
-      if (options.signal?.aborted) throw abortError(options.signal);
+      if (signal?.aborted) throw abortError(signal);
       if (result.exitCode === 0 && !timedOut) return result.stdout;
       throw classifyFailure(
         {
@@ -76,7 +80,7 @@ export class AptibleCli {
       );
     } finally {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', stop);
+      signal?.removeEventListener('abort', stop);
     }
   }
 }

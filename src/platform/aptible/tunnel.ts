@@ -4,6 +4,7 @@ import { PlatformError, TransientPlatformError } from '../../errors';
 import type { DatabaseConnection } from '../platform';
 import { type AptibleCli, signalGroup, spawnFailure } from './cli';
 import { classifyFailure } from './errors';
+import { activityCancellation } from '../../lib/activity-context';
 import { TUNNEL_READY, type TunnelEndpoint, parseConnectLine } from './parse';
 
 // The guide's "In a separate terminal, create a Database Tunnel": one `aptible db:tunnel` per activity that
@@ -103,6 +104,7 @@ export async function openTunnel(
     });
   });
 
+  const signal = options.signal ?? activityCancellation();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     const ms = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
@@ -117,9 +119,9 @@ export async function openTunnel(
     );
   });
   const aborted = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(options.signal?.reason ?? new Error('cancelled'));
-    if (options.signal?.aborted) onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const onAbort = () => reject(signal?.reason ?? new Error('cancelled'));
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
   try {
