@@ -6,6 +6,7 @@ import type { Platform } from '../platform/platform';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
 import { serverMajorVersion, totalDatabaseSize } from '../pg/inspect';
+import { parseDuration } from '../lib/duration';
 
 /**
  * Cutover sets each config variable to the target's URL, and a rollback sets it to the source's URL.
@@ -33,6 +34,15 @@ async function configWarnings(
     }
   }
   return warnings;
+}
+
+// A migration's copy rarely takes longer than this; the cutover wait comes on top of it.
+const COPY_ALLOWANCE_MS = 12 * 60 * 60 * 1000;
+
+/** How long this worker's access to the platform must last for the migration to end without a new login. */
+function sessionHorizonMs(input: MigrationInput): number {
+  const { cutover } = input.plan;
+  return COPY_ALLOWANCE_MS + (cutover.confirm ? (parseDuration(cutover.timeout) ?? 0) : 0);
 }
 
 /** Everything that can be checked before any downtime, so a doomed migration fails while services still run. */
@@ -105,6 +115,7 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
       }
     }
     warnings.push(...(await configWarnings(platform, input, scope)));
+    warnings.push(...((await platform.sessionWarnings?.(sessionHorizonMs(input))) ?? []));
     if (sourceVersion === targetVersion) warnings.push('source and target run the same major version');
 
     return {

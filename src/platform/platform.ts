@@ -102,4 +102,10 @@ export interface Platform {
   /** Final backups of deprovisioned databases (`aptible backup:orphaned`). */
   listOrphanedBackups(environment: string): Promise<OrphanedBackup[]>;
   purgeBackup(id: string): Promise<void>;
+
+  /**
+   * Warnings about this worker's access to the platform that preflight should show, e.g. a login that
+   * ends within `horizonMs`, before the migration may be done. Optional: platforms without logins omit it.
+   */
+  sessionWarnings?(horizonMs: number): Promise<string[]>;
 }

@@ -25,6 +25,8 @@ import {
   parseVersions,
 } from './parse';
 import { openTunnel } from './tunnel';
+import { tokenExpiry } from './token';
+import { formatDuration } from '../../lib/duration';
 
 const GB = 1024 ** 3;
 
@@ -207,6 +209,18 @@ export class AptiblePlatform implements Platform {
       if (err instanceof NotFoundError && /Backup #\d+ not found/.test(err.message)) return;
       throw err;
     }
+  }
+
+  // ---- the login ----
+
+  async sessionWarnings(horizonMs: number): Promise<string[]> {
+    const expiry = await tokenExpiry(this.cli.env);
+    if (!expiry || expiry.getTime() > Date.now() + horizonMs) return [];
+    return [
+      `the aptible login of this worker ends at ${expiry.toISOString()}, before this migration may be done ` +
+        `(within ${formatDuration(horizonMs)}, the cutover wait included); log in again with a longer ` +
+        '`aptible login --lifetime`, or give the workers a longer-lived APTIBLE_ACCESS_TOKEN',
+    ];
   }
 
   // ---- internals ----

@@ -29,7 +29,7 @@ const STOP_GRACE_MS = 5_000;
 /** Runs `aptible` commands the way the guide types them, reading their JSON output. */
 export class AptibleCli {
   readonly bin: string;
-  private readonly env: NodeJS.ProcessEnv;
+  readonly env: NodeJS.ProcessEnv;
 
   constructor(options: AptibleCliOptions = {}) {
     this.bin = options.bin ?? process.env.APTIBLE_CLI_PATH ?? 'aptible';
