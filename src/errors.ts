@@ -31,6 +31,9 @@ export class UnexpectedRestoreErrors extends PgshiftError {
   }
 }
 
+/** A database under a handle this run creates was not made by this run: it is left alone, and said so. */
+export class NotOursError extends PgshiftError {}
+
 /** Source and target disagree after the restore. */
 export class VerificationFailedError extends PgshiftError {}
 
@@ -59,6 +62,7 @@ export const NON_RETRYABLE_ERRORS = [
   'DumpMissingError',
   'PlatformError',
   'NotLoggedInError',
+  'NotOursError',
   // The aptible CLI printed what this version cannot read (a CLI newer or older than it knows).
   'AptibleOutputError',
 ] as const;

@@ -9,7 +9,13 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { MigrationActivities, MigrationInput, VerificationReport } from '../src/activities/contract';
-import { DumpMissingError, PlatformError, TargetExistsError, UnexpectedRestoreErrors } from '../src/errors';
+import {
+  DumpMissingError,
+  NotOursError,
+  PlatformError,
+  TargetExistsError,
+  UnexpectedRestoreErrors,
+} from '../src/errors';
 import { validatePlan } from '../src/plan/load';
 import type { Plan } from '../src/plan/schema';
 import {
@@ -1032,4 +1038,27 @@ test('a workspace start timeout that is not a duration fails the workflow before
     },
     { workspaceStartTimeout: 'soon' },
   );
+});
+
+test("a target the rollback finds is not this run's is left in place, said so, and its backups untouched", async () => {
+  const { activities, names } = stubs({
+    verifyTarget: async () => {
+      throw new PlatformError('the comparison could not run');
+    },
+    deprovisionTarget: async () => {
+      throw new NotOursError('database "shop-pg17" in "local" was not created by this run; left in place');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const failure = await failureOf(handle);
+    expect(names().slice(-3)).toEqual(['scaleServicesUp', 'removeDump', 'deprovisionTarget']);
+    const status = await handle.query(statusQuery);
+    expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
+      ['scaleServicesUp', 'done'],
+      ['removeDump', 'done'],
+      ['deprovisionTarget', 'skipped'],
+    ]);
+    expect(status.warnings.join('\n')).toMatch(/was not created by this run; left in place/);
+    expect(failure.cause?.message).toMatch(/Not done \(see the warnings\): deprovisionTarget/);
+  });
 });

@@ -1,9 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { log } from '@temporalio/activity';
 import type { MigrationInput, PurgeResult } from './contract';
 import { type ActivityDeps, dumpPathOf, isOwnedBy, madeDuringRun, platformOf } from './deps';
 import { withScope } from './scope';
+import { NotOursError } from '../errors';
 
 /** The guide's last step; the workflow only calls it when the plan asks for it. */
 export async function deprovisionSource(deps: ActivityDeps, input: MigrationInput): Promise<void> {
@@ -20,8 +20,11 @@ export async function deprovisionTarget(deps: ActivityDeps, input: MigrationInpu
     const existing = await platform.getDatabase(target.handle, target.environment);
     if (!existing) return;
     if (!isOwnedBy(existing, input)) {
-      log.warn('target not deprovisioned: this run did not create it', { handle: target.handle });
-      return;
+      throw new NotOursError(
+        `database "${target.handle}" in "${target.environment}" was not created by this run ` +
+          `(${existing.createdBy ? `created by ${existing.createdBy}` : 'it is older than the run'}), so it was left in place; ` +
+          'if it is a leftover of this migration, deprovision it by hand',
+      );
     }
     await platform.deprovisionDatabase(target.handle, target.environment);
   });

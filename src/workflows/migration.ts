@@ -445,12 +445,22 @@ export async function migrationWorkflow(
       );
     }
     if (attempted.createTarget && targetIsOurs) {
-      await undo('deprovisionTarget', () =>
-        activity('deprovisionTarget', COMPENSATION_TITLES.deprovisionTarget)(input),
+      let notOurs = false;
+      await undo(
+        'deprovisionTarget',
+        () => activity('deprovisionTarget', COMPENSATION_TITLES.deprovisionTarget)(input),
+        (err) => {
+          if (failureType(err) !== 'NotOursError') return undefined;
+          notOurs = true;
+          warn(describeFailure(err));
+          return 'not ours: left in place';
+        },
       );
-      await undo('purgeTargetBackups', () =>
-        activity('purgeTargetBackups', COMPENSATION_TITLES.purgeTargetBackups)(input),
-      );
+      if (!notOurs) {
+        await undo('purgeTargetBackups', () =>
+          activity('purgeTargetBackups', COMPENSATION_TITLES.purgeTargetBackups)(input),
+        );
+      }
     }
   }
 

@@ -290,21 +290,36 @@ export async function rehearsalWorkflow(
         },
       );
     }
+    const lastCleanupState = () => status.cleanup[status.cleanup.length - 1]?.state;
+    /** A database this run did not make is left alone, and the report says so. */
+    const notOurs = (err: unknown): string | undefined => {
+      if (failureType(err) !== 'NotOursError') return undefined;
+      warn(describeFailure(err));
+      return 'not ours: left in place';
+    };
     if (attempted.target && ours.target) {
-      await undo('deprovisionTarget', () =>
-        activity('deprovisionTarget', CLEANUP_TITLES.deprovisionTarget)(onCopy),
+      const removed = await undo(
+        'deprovisionTarget',
+        () => activity('deprovisionTarget', CLEANUP_TITLES.deprovisionTarget)(onCopy),
+        notOurs,
       );
-      await undo('purgeTargetBackups', () =>
-        activity('purgeTargetBackups', CLEANUP_TITLES.purgeTargetBackups)(onCopy),
-      );
+      if (removed || lastCleanupState() !== 'skipped') {
+        await undo('purgeTargetBackups', () =>
+          activity('purgeTargetBackups', CLEANUP_TITLES.purgeTargetBackups)(onCopy),
+        );
+      }
     }
     if (attempted.copy && ours.copy) {
-      await undo('deprovisionCopy', () =>
-        activity('deprovisionTarget', CLEANUP_TITLES.deprovisionCopy)(copyAsTarget),
+      const removed = await undo(
+        'deprovisionCopy',
+        () => activity('deprovisionTarget', CLEANUP_TITLES.deprovisionCopy)(copyAsTarget),
+        notOurs,
       );
-      await undo('purgeCopyBackups', () =>
-        activity('purgeTargetBackups', CLEANUP_TITLES.purgeCopyBackups)(copyAsTarget),
-      );
+      if (removed || lastCleanupState() !== 'skipped') {
+        await undo('purgeCopyBackups', () =>
+          activity('purgeTargetBackups', CLEANUP_TITLES.purgeCopyBackups)(copyAsTarget),
+        );
+      }
     }
     status.currentStep = undefined;
   }
@@ -376,6 +391,11 @@ export async function rehearsalWorkflow(
     }
     for (const c of status.cleanup.filter((x) => x.state === 'failed')) {
       problems.push(`cleanup step "${c.title}" failed (${c.error}): do it by hand`);
+    }
+    for (const c of status.cleanup.filter((x) => x.state === 'skipped' && x.detail?.startsWith('not ours'))) {
+      problems.push(
+        `cleanup step "${c.title}" found a database this run did not create and left it in place`,
+      );
     }
     const timing = (name: RehearsalStepName) => msOf(step(name)) ?? 0;
     return {
