@@ -272,6 +272,29 @@ test('happy path: the phases in order, two dumps of the copy, a report whose est
   });
 });
 
+test("the estimate takes the successful attempt's own time, not the retries and queueing around it", async () => {
+  let dumps = 0;
+  const { activities } = stubs({
+    dumpSource: async () => {
+      dumps += 1;
+      // The timed dump fails once, then succeeds in 250 ms as measured by the activity itself.
+      if (dumps === 2) throw new Error('the tunnel dropped');
+      await sleep(100);
+      return { path: '/d', bytes: 4096, sha256: 'x', droppedLines: 0, durationMs: 250 };
+    },
+    restoreTarget: async () => ({ expectedErrors: [], durationMs: 40 }),
+  });
+  await rehearse(plan(), activities, async (handle) => {
+    const report = (await handle.result()) as RehearsalReport;
+    const dump = report.estimate.parts.find((p) => p.name === 'dump')!;
+    expect(dump.ms).toBe(250);
+    expect(dump.detail).toMatch(/with its retries and queueing/); // the step itself took over a second
+    expect(report.estimate.parts.find((p) => p.name === 'restore')!.ms).toBe(40);
+    expect(report.dumps.timedMs).toBe(250);
+    expect(report.estimate.totalMs).toBe(report.estimate.parts.reduce((sum, p) => sum + p.ms, 0));
+  });
+});
+
 test('aptible allowances, and none for a plan without services or config', async () => {
   const { activities } = stubs();
   await rehearse(

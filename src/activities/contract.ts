@@ -73,10 +73,14 @@ export interface DumpResult {
   sha256: string;
   /** Lines the password filter removed. */
   droppedLines: number;
+  /** How long the attempt that made it took (retries and queueing excluded). */
+  durationMs?: number;
 }
 
 export interface RestoreResult {
   expectedErrors: string[];
+  /** How long the attempt that succeeded took (retries and queueing excluded). */
+  durationMs?: number;
 }
 
 /**
@@ -116,6 +120,8 @@ export interface VerificationReport {
   sequencesCompared: number;
   /** One line per disagreement, e.g. `db.public.orders: source 10 rows, target 9`. */
   mismatches: string[];
+  /** How long the comparison took in the attempt that produced this report. */
+  durationMs?: number;
 }
 
 export interface VacuumResult {

@@ -13,6 +13,7 @@ export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Pro
   const { source } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
+    const started = Date.now();
     const path = dumpPathOf(deps, input);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const conn = await scope.connect(source.handle, source.environment);
@@ -21,7 +22,7 @@ export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Pro
       signal: cancellationSignal(),
       onProgress: (bytes) => scope.progress({ bytes }),
     });
-    return { path, ...result };
+    return { path, ...result, durationMs: Date.now() - started };
   });
 }
 
@@ -37,6 +38,7 @@ export async function restoreTarget(
   const { target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
+    const started = Date.now();
     const conn = await scope.connect(target.handle, target.environment);
     scope.progress({ phase: 'resetting target' });
     await resetTarget(conn, { adminRole: platform.adminRole });
@@ -58,6 +60,6 @@ export async function restoreTarget(
     if (result.unexpected.length > 0) {
       throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
     }
-    return { expectedErrors: result.expected };
+    return { expectedErrors: result.expected, durationMs: Date.now() - started };
   });
 }

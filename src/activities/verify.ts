@@ -12,14 +12,18 @@ export async function verifyTarget(deps: ActivityDeps, input: MigrationInput): P
   const { source, target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
+    const started = Date.now();
     const from = await scope.connect(source.handle, source.environment);
     const to = await scope.connect(target.handle, target.environment);
     scope.progress({ phase: 'comparing' });
     // An abort must not wait for a long comparison with the services down: it stops at the signal.
-    const report = await compareServers(from, to, {
-      signal: cancellationSignal(),
-      onProgress: (p) => scope.progress({ phase: 'comparing', ...p }),
-    });
+    const report: VerificationReport = {
+      ...(await compareServers(from, to, {
+        signal: cancellationSignal(),
+        onProgress: (p) => scope.progress({ phase: 'comparing', ...p }),
+      })),
+    };
+    report.durationMs = Date.now() - started;
     if (!report.ok) {
       const lines = report.mismatches.slice(0, SHOWN).join('\n');
       const more =
