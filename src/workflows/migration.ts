@@ -10,8 +10,6 @@ import {
   log,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type {
   DumpResult,
@@ -40,11 +38,11 @@ import {
   type StepName,
   type StepState,
 } from './definitions';
+import { onWorkspaceQueue, runInput, workspaceStartTimeoutOf } from './run-setup';
 import { stepTracker } from './step-tracker';
 
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
 const MAX_WORKSPACE_CLAIMS = 2;
-const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
 
 /** The claimed worker never took the dump: the saga still removes there, the forward path claims again. */
 class LostWorkspace extends Error {
@@ -67,22 +65,12 @@ export async function migrationWorkflow(
   started: MigrationInput,
   options: MigrationWorkflowOptions = {},
 ): Promise<MigrationSummary> {
-  const input: MigrationInput = {
-    ...started,
-    runId: started.runId ?? workflowInfo().firstExecutionRunId,
-    startedAt: started.startedAt ?? workflowInfo().startTime.getTime(),
-  };
+  const input = runInput(started);
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
-  const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;
-  const workspaceStartTimeoutMs = parseDuration(workspaceStartTimeout);
-  if (workspaceStartTimeoutMs === undefined) {
-    // Caught here, before any step: as an activity option it would fail every workflow task instead.
-    throw ApplicationFailure.nonRetryable(
-      `workspaceStartTimeout "${oneLine(workspaceStartTimeout, 50)}" is not a duration such as "5m"`,
-      'BadInputError',
-    );
-  }
+  const { text: workspaceStartTimeout, ms: workspaceStartTimeoutMs } = workspaceStartTimeoutOf(
+    options.workspaceStartTimeout,
+  );
 
   const status: MigrationStatus = {
     migrationId: input.migrationId,
@@ -214,16 +202,9 @@ export async function migrationWorkflow(
   const vacuumAnalyze = activity('vacuumAnalyze', STEP_TITLES.vacuumAnalyze);
   const deprovisionSource = activity('deprovisionSource', STEP_TITLES.deprovisionSource);
 
-  /**
-   * What touches the dump file runs on the queue of the worker that holds it. Only workers on that host and
-   * work directory poll the queue, so when they are gone nothing takes the task: the schedule-to-start
-   * timeout is how we notice.
-   */
+  /** What touches the dump file, on the queue of the worker that holds it. */
   function onWorkspace(ws: WorkspaceClaim) {
-    const there: ActivityOptions = {
-      taskQueue: ws.taskQueue,
-      scheduleToStartTimeout: workspaceStartTimeoutMs,
-    };
+    const there = onWorkspaceQueue(ws, workspaceStartTimeoutMs);
     return {
       dumpSource: activity('dumpSource', STEP_TITLES.dump, there),
       restoreTarget: activity('restoreTarget', STEP_TITLES.restore, there),

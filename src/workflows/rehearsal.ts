@@ -12,8 +12,6 @@ import {
   log,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import type {
   DumpResult,
@@ -23,7 +21,7 @@ import type {
   WorkspaceClaim,
 } from '../activities/contract';
 import { activity } from './activity-options';
-import { applicationFailureOf, describeFailure, failureType, oneLine, workspaceGone } from './failures';
+import { applicationFailureOf, describeFailure, failureType, workspaceGone } from './failures';
 import { SOURCE_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
 import {
   REHEARSAL_CLEANUP,
@@ -38,12 +36,11 @@ import {
   type RehearsalStepName,
   type RehearsalWorkflowOptions,
 } from './rehearsal-definitions';
-import { formatDuration, parseDuration } from '../lib/duration';
+import { formatDuration } from '../lib/duration';
 import { allowancesFor } from '../lib/downtime-allowances';
 import { copyHandleOf, rehearsalHandleConflict, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
+import { onWorkspaceQueue, runInput, workspaceStartTimeoutOf } from './run-setup';
 import { stepTracker } from './step-tracker';
-
-const DEFAULT_WORKSPACE_START_TIMEOUT = '5m';
 
 const STEP_TITLES = Object.fromEntries(REHEARSAL_STEPS.map((s) => [s.name, s.title])) as Record<
   RehearsalStepName,
@@ -78,21 +75,12 @@ export async function rehearsalWorkflow(
   started: MigrationInput,
   options: RehearsalWorkflowOptions = {},
 ): Promise<RehearsalReport> {
-  const input: MigrationInput = {
-    ...started,
-    runId: started.runId ?? workflowInfo().firstExecutionRunId,
-    startedAt: started.startedAt ?? workflowInfo().startTime.getTime(),
-  };
+  const input = runInput(started);
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
-  const workspaceStartTimeout = options.workspaceStartTimeout ?? DEFAULT_WORKSPACE_START_TIMEOUT;
-  const workspaceStartTimeoutMs = parseDuration(workspaceStartTimeout);
-  if (workspaceStartTimeoutMs === undefined) {
-    throw ApplicationFailure.nonRetryable(
-      `workspaceStartTimeout "${oneLine(workspaceStartTimeout, 50)}" is not a duration such as "5m"`,
-      'BadInputError',
-    );
-  }
+  const { text: workspaceStartTimeout, ms: workspaceStartTimeoutMs } = workspaceStartTimeoutOf(
+    options.workspaceStartTimeout,
+  );
   const conflict = rehearsalHandleConflict(plan);
   if (conflict) throw ApplicationFailure.nonRetryable(conflict, 'BadInputError');
 
@@ -167,10 +155,7 @@ export async function rehearsalWorkflow(
 
   /** What touches the dump runs on the queue of the worker that holds it (see the migration's). */
   function onWorkspace(ws: WorkspaceClaim) {
-    const there: ActivityOptions = {
-      taskQueue: ws.taskQueue,
-      scheduleToStartTimeout: workspaceStartTimeoutMs,
-    };
+    const there = onWorkspaceQueue(ws, workspaceStartTimeoutMs);
     return {
       warmUpDump: activity('dumpSource', STEP_TITLES.warmUpDump, there),
       timedDump: activity('dumpSource', STEP_TITLES.timedDump, there),
