@@ -4,7 +4,7 @@ import { createPasswordFilter } from '../src/pg/password-filter';
 
 const filter = createPasswordFilter(process.argv[2] ?? 'aptible');
 pipeline(process.stdin, filter, process.stdout)
-  .then(() => process.stderr.write(`dropped ${filter.droppedLines} line(s)\n`))
+  .then(() => process.stderr.write(`dropped ${filter.droppedStatements} line(s)\n`))
   .catch((err: Error) => {
     process.stderr.write(`${err.message}\n`);
     process.exit(1);

@@ -9,7 +9,7 @@ async function run(input: Buffer | string, chunkSize = 65536, role = 'aptible') 
   for (let i = 0; i < bytes.length; i += chunkSize) chunks.push(bytes.subarray(i, i + chunkSize));
   const filter = createPasswordFilter(role);
   const out = await buffer(Readable.from(chunks).pipe(filter));
-  return { out, dropped: filter.droppedLines };
+  return { out, dropped: filter.droppedStatements };
 }
 
 const PASSWORD_LINE =

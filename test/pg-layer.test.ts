@@ -216,7 +216,7 @@ describe('dump', () => {
     const text = await readFile(dumpPath, 'latin1');
     expect(result.bytes).toBe(Buffer.byteLength(text, 'latin1'));
     expect(result.sha256).toBe(await fileSha256(dumpPath));
-    expect(result.droppedLines).toBe(1);
+    expect(result.droppedStatements).toBe(1);
     expect(progress.at(-1)).toBe(result.bytes);
     expect((await stat(dumpPath)).mode & 0o777).toBe(0o600);
     expect(await exists(`${dumpPath}.partial`)).toBe(false);
@@ -238,7 +238,7 @@ describe('dump', () => {
     const path = join(work, 'schema', 'schema.sql');
     const result = await dumpAll(source, path, { adminRole: ADMIN, schemaOnly: true });
     const text = await readFile(path, 'utf8');
-    expect(result.droppedLines).toBe(1);
+    expect(result.droppedStatements).toBe(1);
     expect(text).toContain('CREATE TABLE public.orders');
     expect(text).not.toMatch(/^COPY /m);
   });

@@ -64,7 +64,7 @@ function defaults(): Impl {
     dumpSource: async () => {
       dumps += 1;
       await sleep(dumps === 1 ? 400 : 200);
-      return { path: '/work/dumps/r/dump.sql', bytes: 4096, sha256: `sha-${dumps}`, droppedLines: 1 };
+      return { path: '/work/dumps/r/dump.sql', bytes: 4096, sha256: `sha-${dumps}`, droppedStatements: 1 };
     },
     createTarget: async (input) => ({
       handle: input.plan.target.handle,
@@ -280,7 +280,7 @@ test("the estimate takes the successful attempt's own time, not the retries and 
       // The timed dump fails once, then succeeds in 250 ms as measured by the activity itself.
       if (dumps === 2) throw new Error('the tunnel dropped');
       await sleep(100);
-      return { path: '/d', bytes: 4096, sha256: 'x', droppedLines: 0, durationMs: 250 };
+      return { path: '/d', bytes: 4096, sha256: 'x', droppedStatements: 0, durationMs: 250 };
     },
     restoreTarget: async () => ({ expectedErrors: [], durationMs: 40 }),
   });
@@ -464,7 +464,7 @@ test('cancelling during the timed dump cancels it and still cleans up everything
   const { activities, names } = stubs({
     dumpSource: async () => {
       dumps += 1;
-      if (dumps === 1) return { path: '/d', bytes: 1, sha256: 'x', droppedLines: 0 };
+      if (dumps === 1) return { path: '/d', bytes: 1, sha256: 'x', droppedStatements: 0 };
       started.resolve();
       const ctx = Context.current();
       try {

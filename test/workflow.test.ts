@@ -90,7 +90,7 @@ function defaults(): Impl {
       host: 'test-host',
       dumpDir: '/work/dumps/m',
     }),
-    dumpSource: async () => ({ path: '/work/dump.sql', bytes: 4096, sha256: 'ab12', droppedLines: 1 }),
+    dumpSource: async () => ({ path: '/work/dump.sql', bytes: 4096, sha256: 'ab12', droppedStatements: 1 }),
     restoreTarget: async () => ({ expectedErrors: ['role "aptible" already exists'] }),
     verifyTarget: async () => REPORT,
     updateServiceConfig: async () => undefined,
@@ -907,7 +907,7 @@ test('a claimed worker that is gone after the dump: the restore is not waited fo
     dumpSource: async () => {
       // The process goes away right after its dump: what is sent to it next finds nobody.
       workerA!.worker.shutdown();
-      return { path: '/work/worker-a/dumps/m/dump.sql', bytes: 4096, sha256: 'aa', droppedLines: 1 };
+      return { path: '/work/worker-a/dumps/m/dump.sql', bytes: 4096, sha256: 'aa', droppedStatements: 1 };
     },
   });
   const b = stubs();

@@ -72,7 +72,7 @@ export interface DumpResult {
   bytes: number;
   sha256: string;
   /** Lines the password filter removed. */
-  droppedLines: number;
+  droppedStatements: number;
   /** How long the attempt that made it took (retries and queueing excluded). */
   durationMs?: number;
 }

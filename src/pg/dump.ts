@@ -23,7 +23,7 @@ export interface DumpOutcome {
   bytes: number;
   /** Hex sha256 of the file as written (after filtering); the restore checks it. */
   sha256: string;
-  droppedLines: number;
+  droppedStatements: number;
 }
 
 const PROGRESS_INTERVAL_MS = 1000;
@@ -99,7 +99,7 @@ export async function dumpAll(source: PgTarget, outPath: string, opts: DumpOptio
     await chmod(partial, 0o600);
     await rename(partial, outPath);
     opts.onProgress?.(tally.bytes);
-    return { bytes: tally.bytes, sha256: tally.digest(), droppedLines: filter.droppedLines };
+    return { bytes: tally.bytes, sha256: tally.digest(), droppedStatements: filter.droppedStatements };
   } catch (err) {
     await rm(partial, { force: true });
     if (opts.signal?.aborted) throw abortReason(opts.signal);

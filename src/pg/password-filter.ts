@@ -27,7 +27,7 @@ type LineMode = 'undecided' | 'pass' | 'hold';
 
 export class PasswordFilter extends Transform {
   /** Lines removed so far. */
-  droppedLines = 0;
+  droppedStatements = 0;
 
   private readonly adminRole: string;
   private inCopy = false;
@@ -88,7 +88,7 @@ export class PasswordFilter extends Transform {
         hasPrefixIgnoringCase(chunk, start, nl, ALTER_ROLE) &&
         isAdminPasswordLine(chunk.toString('latin1', start, nl + 1), this.adminRole)
       ) {
-        this.droppedLines++;
+        this.droppedStatements++;
         return true;
       }
     } else if (first === 0x43 && hasPrefix(chunk, start, nl, COPY_PREFIX)) {
@@ -159,7 +159,7 @@ export class PasswordFilter extends Transform {
       const line = Buffer.concat(this.held);
       this.held = [];
       if (!this.inCopy && isAdminPasswordLine(line.toString('latin1'), this.adminRole)) {
-        this.droppedLines++;
+        this.droppedStatements++;
       } else {
         out.push(line);
       }

@@ -233,7 +233,7 @@ export async function migrationWorkflow(
         }
       },
       ({ ws, dump }) =>
-        `${dump.bytes} bytes, ${dump.droppedLines} password line(s) filtered out, on ${ws.host}`,
+        `${dump.bytes} bytes, ${dump.droppedStatements} password statement(s) removed, on ${ws.host}`,
     );
     status.dumpBytes = made.dump.bytes;
     return made;
