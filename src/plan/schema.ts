@@ -75,6 +75,20 @@ export const planSchema = z
       })
       .strict()
       .default({}),
+    accept: z
+      .object({
+        skipDatabases: z
+          .array(z.string().min(1).max(63))
+          .default([])
+          .describe(
+            'Databases the copy cannot carry (e.g. ALLOW_CONNECTIONS false) that you accept to leave behind: migrated without them, with a warning',
+          ),
+      })
+      .strict()
+      .default({ skipDatabases: [] })
+      .describe(
+        'Losses the plan accepts explicitly; anything not listed here that the copy cannot carry stops preflight',
+      ),
     cutover: z
       .object({
         confirm: z.boolean().default(true).describe('Wait for `pgshift cutover` before switching services'),
