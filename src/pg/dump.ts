@@ -6,7 +6,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { findClientTools } from './client-tools';
 import { type PgTarget, libpqArgs, libpqEnv, redactFor } from './connection';
-import { createPasswordFilter } from './password-filter';
+import { createPasswordFilter, DumpFilterError } from './password-filter';
 import { abortReason, describeExit, killGroup, startProgram } from './process';
 
 export interface DumpOptions {
@@ -88,6 +88,8 @@ export async function dumpAll(source: PgTarget, outPath: string, opts: DumpOptio
     copied.catch(() => killGroup(child.pid));
     const [copy, exit] = await Promise.allSettled([copied, exited]);
     opts.signal?.throwIfAborted();
+    // A dump the filter refuses says why; pg_dumpall then only died of the pipe the filter closed.
+    if (copy.status === 'rejected' && copy.reason instanceof DumpFilterError) throw copy.reason;
     if (exit.status === 'rejected') throw exit.reason;
     if (exit.value.code !== 0) {
       throw new Error(
@@ -103,6 +105,7 @@ export async function dumpAll(source: PgTarget, outPath: string, opts: DumpOptio
   } catch (err) {
     await rm(partial, { force: true });
     if (opts.signal?.aborted) throw abortReason(opts.signal);
+    if (err instanceof DumpFilterError) throw err; // no secret in it, and a retry would read the same dump
     throw new Error(redactFor(source, err instanceof Error ? err.message : String(err)));
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);

@@ -1,254 +1,242 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { PgshiftError } from '../errors';
+import { type SqlEvent, SqlScanError, SqlScanner } from './sql-scan';
 
-// The guide pipes pg_dumpall through `grep -E -i -v 'ALTER ROLE aptible .*PASSWORD'` so the restore cannot
-// overwrite the target admin role's password with the source's. This filter does that job more narrowly:
-//  - only whole statement lines that START with `ALTER ROLE <admin>` are candidates (pg_dumpall never indents
-//    them); grep would also cut such text out of function bodies and table data, silently corrupting them;
-//  - never inside COPY data: a row that happens to contain that text is data, and dropping it loses a row;
-//  - the role name is parsed as an SQL identifier, so `aptible2` or `"Aptible"` are other roles, while
-//    unquoted names compare case-insensitively as PostgreSQL folds them;
-//  - `ALTER ROLE <admin> SET password_encryption ...` (a setting, not a password) is kept.
-// Every other byte passes unchanged: the dump is handled as bytes, never decoded, so invalid UTF-8, CRLF,
-// psql meta-commands (\connect, \restrict, \unrestrict) and a last line without newline survive as they are.
+// The guide pipes pg_dumpall through `grep -v 'ALTER ROLE aptible .*PASSWORD'` so the restore cannot overwrite
+// the target admin role's password with the source's. grep removes lines, wherever they stand: a line of a
+// function body, of a multi-line literal or of table data. This filter removes statements, and only in the
+// one place pg_dumpall writes passwords: its role section, everything before the first `\connect` that
+// stands between statements (pg_dumpall writes roles, role settings, memberships and tablespaces first,
+// then each database after a `\connect`). There it reads the script as psql does (sql-scan.ts), so a role
+// name or a role comment holding newlines, the statement's text or a `\connect` is one token, and removes
+// each `ALTER ROLE <admin> … PASSWORD …;` statement with the line ending right after it. Everything after the role section passes unread:
+// no byte of a database's part is ever looked at, and the filter costs what a pipe costs.
+// The dump is handled as bytes, never decoded: invalid UTF-8, CRLF and a last line without newline pass as
+// they are.
 
-const NEWLINE = 0x0a;
+/**
+ * The most a statement of the role section is held while it may still be the admin's password statement.
+ * Only statements that begin `ALTER ROLE <admin>` are held, and only until the word PASSWORD or a first
+ * option such as SET shows what they are; pg_dumpall writes those in well under a kilobyte. Past the limit
+ * the dump is refused, not passed: the rest of that statement could still set the password.
+ */
+export const HOLD_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/** The dump cannot be filtered safely; a retry would read the same dump and fail the same way. */
+export class DumpFilterError extends PgshiftError {}
+
+type StatementState =
+  /** Between statements: bytes pass. */
+  | 'none'
+  /** Might be the admin's password statement: bytes are held until that is known. */
+  | 'hold'
+  /** Not the admin's password statement: bytes pass until its end. */
+  | 'pass'
+  /** The admin's password statement: bytes are dropped until its end. */
+  | 'drop'
+  /** Just after a dropped statement: a line ending right here goes with it. */
+  | 'dropped'
+  /** A dropped statement was followed by a CR, held until we know whether an LF follows. */
+  | 'droppedCR';
+
+const LF = 0x0a;
 const CR = 0x0d;
-const ALTER_ROLE = Buffer.from('ALTER ROLE ');
-const COPY_PREFIX = Buffer.from('COPY ');
-const COPY_SUFFIX = Buffer.from(' FROM stdin;');
-const COPY_END = Buffer.from('\\.');
-// In COPY text data a backslash is always doubled, so a line starting with a meta-command cannot be data:
-// seeing one means a COPY block was misdetected, and filtering must resume.
-const CONNECT = Buffer.from('\\connect ');
-const HEAD_MAX = 16;
-const TAIL_MAX = 16;
-
-type LineMode = 'undecided' | 'pass' | 'hold';
+const CR_BYTES = Buffer.from([CR]);
+/** PostgreSQL names are at most NAMEDATALEN - 1 bytes. */
+const NAME_MAX_BYTES = 63;
 
 export class PasswordFilter extends Transform {
-  /** Lines removed so far. */
+  /** Statements removed so far. */
   droppedStatements = 0;
 
   private readonly adminRole: string;
-  private inCopy = false;
-  private mode: LineMode = 'undecided';
+  private readonly scanner = new SqlScanner();
+  /** Set once the role section ended: from there on chunks pass unread. */
+  private passing = false;
+  private statement: StatementState = 'none';
+  private tokenIndex = 0;
+  private sawWith = false;
   private held: Buffer[] = [];
-  private readonly head = Buffer.alloc(HEAD_MAX);
-  private headLength = 0;
-  private readonly tail = Buffer.alloc(TAIL_MAX);
-  private tailLength = 0;
-  private lineLength = 0;
+  private heldBytes = 0;
+  private out: Buffer[] = [];
 
   constructor(adminRole: string) {
     super();
-    if (!adminRole) throw new Error('the password filter needs the admin role name');
-    // Lines are inspected as latin1 strings: one char per byte, so any byte sequence round-trips.
+    const bytes = Buffer.byteLength(adminRole, 'utf8');
+    if (bytes === 0 || bytes > NAME_MAX_BYTES || adminRole.includes('\0')) {
+      throw new RangeError(`the admin role name must be 1 to ${NAME_MAX_BYTES} bytes without NUL`);
+    }
+    // Compared with the scanner's text: one latin1 char per byte, so any byte sequence round-trips.
     this.adminRole = Buffer.from(adminRole, 'utf8').toString('latin1');
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const out: Buffer[] = [];
-    let pos = 0;
-    if (this.lineLength > 0) {
-      // The previous chunk ended mid-line.
-      const nl = chunk.indexOf(NEWLINE);
-      const end = nl === -1 ? chunk.length : nl + 1;
-      this.feed(chunk.subarray(0, end), out);
-      if (nl !== -1) this.endLine(out);
-      pos = end;
+    if (this.passing) {
+      callback(null, chunk);
+      return;
     }
-    // Whole lines inside the chunk take the fast path: no copies, kept lines leave as one slice.
-    let keptFrom = pos;
-    for (let nl = chunk.indexOf(NEWLINE, pos); nl !== -1; nl = chunk.indexOf(NEWLINE, pos)) {
-      if (this.wholeLine(chunk, pos, nl)) {
-        if (pos > keptFrom) out.push(chunk.subarray(keptFrom, pos));
-        keptFrom = nl + 1;
-      }
-      pos = nl + 1;
+    try {
+      this.scanChunk(chunk);
+    } catch (err) {
+      callback(asFilterError(err));
+      return;
     }
-    if (pos > keptFrom) out.push(chunk.subarray(keptFrom, pos));
-    if (pos < chunk.length) this.feed(chunk.subarray(pos), out);
-    if (out.length > 0) this.push(out.length === 1 ? out[0] : Buffer.concat(out));
+    this.pushOut();
     callback();
-  }
-
-  /** Judges the line chunk[start..nl] (nl is its newline); returns true when it is to be dropped. */
-  private wholeLine(chunk: Buffer, start: number, nl: number): boolean {
-    const contentEnd = nl > start && chunk[nl - 1] === CR ? nl - 1 : nl;
-    if (this.inCopy) {
-      const bare =
-        contentEnd - start === COPY_END.length &&
-        chunk.compare(COPY_END, 0, COPY_END.length, start, contentEnd) === 0;
-      if (bare || hasPrefix(chunk, start, nl, CONNECT)) this.inCopy = false;
-      return false;
-    }
-    const first = chunk[start];
-    if (first === 0x41 || first === 0x61) {
-      if (
-        hasPrefixIgnoringCase(chunk, start, nl, ALTER_ROLE) &&
-        isAdminPasswordLine(chunk.toString('latin1', start, nl + 1), this.adminRole)
-      ) {
-        this.droppedStatements++;
-        return true;
-      }
-    } else if (first === 0x43 && hasPrefix(chunk, start, nl, COPY_PREFIX)) {
-      this.inCopy = hasSuffix(chunk, start, contentEnd, COPY_SUFFIX);
-    }
-    return false;
   }
 
   override _flush(callback: TransformCallback): void {
-    const out: Buffer[] = [];
-    if (this.lineLength > 0) this.endLine(out);
-    if (out.length > 0) this.push(Buffer.concat(out));
+    if (!this.passing) {
+      // psql runs a last statement that lacks its `;`, so it is judged like any other.
+      const event = this.scanner.finish();
+      if (this.statement === 'hold' && isToken(event) && this.judge(event) === 'drop') this.dropStatement();
+      if (this.statement === 'hold') this.release();
+      if (this.statement === 'droppedCR') this.out.push(CR_BYTES);
+      this.pushOut();
+    }
     callback();
   }
 
-  private feed(segment: Buffer, out: Buffer[]): void {
-    if (this.headLength < HEAD_MAX) {
-      const n = segment.copy(
-        this.head,
-        this.headLength,
-        0,
-        Math.min(segment.length, HEAD_MAX - this.headLength),
-      );
-      this.headLength += n;
-    }
-    this.remember(segment);
-    this.lineLength += segment.length;
+  private scanChunk(chunk: Buffer): void {
+    let from = 0; // bytes before `from` are settled: passed, held or dropped
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.statement === 'dropped' || this.statement === 'droppedCR') {
+        const b = chunk[pos];
+        if (b === LF) {
+          from = ++pos;
+          this.statement = 'none';
+          continue;
+        }
+        if (b === CR && this.statement === 'dropped') {
+          from = ++pos;
+          this.statement = 'droppedCR';
+          continue;
+        }
+        // What follows the statement on its line stays, and so does a CR that did not end the line.
+        if (this.statement === 'droppedCR') this.out.push(CR_BYTES);
+        this.statement = 'none';
+      }
 
-    if (this.mode === 'pass') {
-      out.push(segment);
-      return;
-    }
-    this.held.push(segment);
-    if (this.mode === 'undecided') {
-      this.mode = this.decide();
-      if (this.mode === 'pass') this.release(out);
-    }
-  }
-
-  /** Keeps the last bytes of the line, to recognise a `COPY ... FROM stdin;` line without holding it. */
-  private remember(segment: Buffer): void {
-    if (segment.length >= TAIL_MAX) {
-      segment.copy(this.tail, 0, segment.length - TAIL_MAX);
-      this.tailLength = TAIL_MAX;
-      return;
-    }
-    const keep = Math.min(this.tailLength, TAIL_MAX - segment.length);
-    this.tail.copy(this.tail, 0, this.tailLength - keep, this.tailLength);
-    segment.copy(this.tail, keep);
-    this.tailLength = keep + segment.length;
-  }
-
-  /** Whether the line seen so far could still be an admin password line (then it is held until its end). */
-  private decide(): LineMode {
-    if (this.inCopy) return 'pass';
-    const n = Math.min(this.headLength, ALTER_ROLE.length);
-    if (!hasPrefixIgnoringCase(this.head, 0, n, ALTER_ROLE.subarray(0, n))) return 'pass';
-    return n === ALTER_ROLE.length ? 'hold' : 'undecided';
-  }
-
-  private release(out: Buffer[]): void {
-    for (const b of this.held) out.push(b);
-    this.held = [];
-  }
-
-  private endLine(out: Buffer[]): void {
-    if (this.mode !== 'pass') {
-      const line = Buffer.concat(this.held);
-      this.held = [];
-      if (!this.inCopy && isAdminPasswordLine(line.toString('latin1'), this.adminRole)) {
-        this.droppedStatements++;
-      } else {
-        out.push(line);
+      // Only a statement on hold needs its tokens; otherwise the scanner runs on to what ends it.
+      this.scanner.quiet = this.statement !== 'hold';
+      pos = this.scanner.scan(chunk, pos);
+      const event = this.scanner.event;
+      if (event === 'more') break;
+      if (event === 'start') {
+        this.settle(chunk, from, pos);
+        from = pos;
+        this.statement = 'hold';
+        this.tokenIndex = 0;
+        this.sawWith = false;
+      } else if (event === 'meta') {
+        const name = this.scanner.text;
+        if (!this.scanner.inStatement && (name === 'connect' || name === 'c')) {
+          // The first database begins: the role section is over.
+          this.out.push(chunk.subarray(from));
+          this.passing = true;
+          return;
+        }
+      } else if (event === 'end') {
+        if (this.statement === 'drop') {
+          from = pos;
+          this.statement = 'dropped';
+        } else {
+          // Held bytes, if any, come out ahead of the statement's bytes in this chunk, still unsettled.
+          this.release();
+          this.statement = 'none';
+        }
+      } else if (this.statement === 'hold') {
+        const verdict = this.judge(event);
+        if (verdict === 'keep') {
+          this.release();
+          this.statement = 'pass';
+        } else if (verdict === 'drop') {
+          this.dropStatement();
+          from = pos;
+        }
       }
     }
-    this.trackCopy();
-    this.mode = 'undecided';
-    this.headLength = 0;
-    this.tailLength = 0;
-    this.lineLength = 0;
+    this.settle(chunk, from, chunk.length);
   }
 
-  private trackCopy(): void {
-    const content = stripEol(this.tail.subarray(0, this.tailLength));
-    if (this.inCopy) {
-      const bare = this.lineLength <= COPY_END.length + 2 && content.equals(COPY_END);
-      if (bare || hasPrefix(this.head, 0, this.headLength, CONNECT)) this.inCopy = false;
-    } else if (hasPrefix(this.head, 0, this.headLength, COPY_PREFIX)) {
-      this.inCopy = hasSuffix(content, 0, content.length, COPY_SUFFIX);
+  /** Whether the held statement, given its latest token, is kept, dropped or still undecided. */
+  private judge(event: SqlEvent): 'keep' | 'drop' | 'hold' {
+    const index = this.tokenIndex++;
+    const text = this.scanner.text;
+    const word = event === 'word' ? text : '';
+    let keep: boolean | undefined;
+    if (index === 0) keep = word === 'alter' ? undefined : true;
+    else if (index === 1) keep = word === 'role' ? undefined : true;
+    else if (index === 2) {
+      // Unquoted names are folded to lower case as PostgreSQL does; quoted ones are exact.
+      const isName = event === 'word' || event === 'ident';
+      keep = isName && text === this.adminRole ? undefined : true;
+    } else if (word === 'password') {
+      keep = false;
+    } else if (index === 3 && word === 'with') {
+      this.sawWith = true;
+    } else if (index === 3 || (index === 4 && this.sawWith)) {
+      // `ALTER ROLE x SET … / RESET … / IN DATABASE … / RENAME TO …` change settings or the name, never the
+      // password, whatever words follow (a database may be called password).
+      if (word === 'set' || word === 'reset' || word === 'in' || word === 'rename') keep = true;
     }
+    return keep === undefined ? 'hold' : keep ? 'keep' : 'drop';
   }
+
+  private dropStatement(): void {
+    this.held = [];
+    this.heldBytes = 0;
+    this.statement = 'drop';
+    this.droppedStatements++;
+  }
+
+  /** Routes chunk[from, to) by the state of the statement it belongs to. */
+  private settle(chunk: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    if (this.statement === 'drop') return;
+    if (this.statement !== 'hold') {
+      this.out.push(chunk.subarray(from, to));
+      return;
+    }
+    this.heldBytes += to - from;
+    if (this.heldBytes > HOLD_LIMIT_BYTES) {
+      throw new DumpFilterError(
+        `the dump's role section has an ALTER ROLE statement for the admin role that runs past ` +
+          `${HOLD_LIMIT_BYTES / 1024 / 1024} MiB without showing whether it sets the password; pg_dumpall ` +
+          'writes no such statement, so this dump cannot be filtered safely: check what produced it',
+      );
+    }
+    // A copy: holding a slice would keep the whole chunk alive.
+    this.held.push(Buffer.from(chunk.subarray(from, to)));
+  }
+
+  private release(): void {
+    for (const b of this.held) this.out.push(b);
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  private pushOut(): void {
+    if (this.out.length === 0) return;
+    this.push(this.out.length === 1 ? this.out[0] : Buffer.concat(this.out));
+    this.out = [];
+  }
+}
+
+function isToken(event: SqlEvent): boolean {
+  return event === 'word' || event === 'ident' || event === 'token';
+}
+
+function asFilterError(err: unknown): Error {
+  if (err instanceof SqlScanError) {
+    return new DumpFilterError(
+      `the dump's role section cannot be read safely (${err.message}); check what produced it`,
+    );
+  }
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 export function createPasswordFilter(adminRole: string): PasswordFilter {
   return new PasswordFilter(adminRole);
-}
-
-/**
- * `ALTER ROLE <admin> [WITH] ... PASSWORD ...` — the statement pg_dumpall writes for a role's attributes and
- * password hash. `line` is latin1 (one char per byte); `adminRole` is the role's UTF-8 bytes as latin1.
- */
-export function isAdminPasswordLine(line: string, adminRole: string): boolean {
-  const prefix = /^ALTER ROLE\s+/i.exec(line);
-  if (!prefix) return false;
-  const ident = parseIdentifier(line.slice(prefix[0].length));
-  if (!ident || ident.name !== adminRole) return false;
-  const rest = line.slice(prefix[0].length + ident.length);
-  if (rest !== '' && !/^\s/.test(rest)) return false;
-  // Role settings (`SET password_encryption ...`, `IN DATABASE ... SET`) and renames are not password changes.
-  if (/^\s+(SET|RESET|IN|RENAME)\b/i.test(rest)) return false;
-  return /\bPASSWORD\b/i.test(rest);
-}
-
-/** An SQL identifier at the start of `text`: quoted (exact, `""` is a quote) or unquoted (ASCII-folded). */
-function parseIdentifier(text: string): { name: string; length: number } | undefined {
-  if (text.startsWith('"')) {
-    let name = '';
-    for (let i = 1; i < text.length; i++) {
-      if (text[i] !== '"') {
-        name += text[i];
-      } else if (text[i + 1] === '"') {
-        name += '"';
-        i++;
-      } else {
-        return { name, length: i + 1 };
-      }
-    }
-    return undefined;
-  }
-  const match = /^[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*/.exec(text);
-  if (!match) return undefined;
-  return { name: match[0].replace(/[A-Z]/g, (c) => c.toLowerCase()), length: match[0].length };
-}
-
-function upper(byte: number): number {
-  return byte >= 0x61 && byte <= 0x7a ? byte - 0x20 : byte;
-}
-
-function stripEol(b: Buffer): Buffer {
-  let end = b.length;
-  if (end > 0 && b[end - 1] === NEWLINE) end--;
-  if (end > 0 && b[end - 1] === CR) end--;
-  return b.subarray(0, end);
-}
-
-/** Whether b[start..end) begins with `prefix` (uppercase ASCII), ignoring ASCII case. */
-function hasPrefixIgnoringCase(b: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  if (end - start < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) {
-    if (upper(b[start + i]) !== prefix[i]) return false;
-  }
-  return true;
-}
-
-function hasPrefix(b: Buffer, start: number, end: number, prefix: Buffer): boolean {
-  return (
-    end - start >= prefix.length && b.compare(prefix, 0, prefix.length, start, start + prefix.length) === 0
-  );
-}
-
-function hasSuffix(b: Buffer, start: number, end: number, suffix: Buffer): boolean {
-  return end - start >= suffix.length && b.compare(suffix, 0, suffix.length, end - suffix.length, end) === 0;
 }
