@@ -96,6 +96,8 @@ export interface TableReport {
   sourceRows: number;
   targetRows: number;
   match: boolean;
+  /** Absent for a table; a partition tree is compared at its root when hash partitioning routes its rows. */
+  kind?: 'matview' | 'partition tree';
 }
 
 export interface SequenceReport {
@@ -110,6 +112,15 @@ export interface DatabaseReport {
   name: string;
   tables: TableReport[];
   sequences: SequenceReport[];
+  /** Tables and sequences compared but left out of the lists above, which are capped for the history. */
+  omitted?: number;
+  /** False for a database that allows no connections: its properties are compared, not its contents. */
+  readable?: boolean;
+}
+
+export interface VerificationClassCount {
+  compared: number;
+  mismatched: number;
 }
 
 export interface VerificationReport {
@@ -122,6 +133,14 @@ export interface VerificationReport {
   mismatches: string[];
   /** How long the comparison took in the attempt that produced this report. */
   durationMs?: number;
+  /** All disagreements, when `mismatches` (capped for the history) lists only the first ones. */
+  mismatchCount?: number;
+  /** Per class of object (tables, functions, roles, comments...): how many were compared, how many differ. */
+  classes?: Record<string, VerificationClassCount>;
+  /** Source databases the plan accepts to leave behind (accept.skipDatabases): not compared. */
+  skipped?: string[];
+  /** Differences that are not mismatches, e.g. an extension at a newer version on the target. */
+  notes?: string[];
 }
 
 export interface VacuumResult {
@@ -139,6 +158,11 @@ export interface MigrationActivities {
   scaleServicesDown(input: MigrationInput, services: RecordedService[]): Promise<void>;
   /** Runs on the shared queue; whichever worker takes it holds the dump. */
   claimWorkspace(input: MigrationInput): Promise<WorkspaceClaim>;
+  /**
+   * Sent to a claimed worker's queue when a step there stopped answering: a worker taking it at all is the
+   * answer (that host and work directory are still served).
+   */
+  pingWorkspace(): Promise<void>;
   dumpSource(input: MigrationInput): Promise<DumpResult>;
   restoreTarget(input: MigrationInput, dump: DumpResult): Promise<RestoreResult>;
   verifyTarget(input: MigrationInput): Promise<VerificationReport>;
