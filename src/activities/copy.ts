@@ -4,7 +4,9 @@ import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
 import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
+import { carryDatabaseProperties } from '../pg/database-properties';
 import { dumpAll } from '../pg/dump';
+import { classifyRestoreErrors } from '../pg/restore-errors';
 import { resetTarget } from '../pg/reset';
 import { restoreDump } from '../pg/restore';
 
@@ -29,37 +31,45 @@ export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Pro
 /**
  * The guide's `psql $TARGET_URL -f dump.sql`. The target is reset first, so a retry after a partial
  * restore yields exactly what a first attempt would; only the plan's expected errors are allowed.
+ * Then what the dump leaves out of `postgres` and `template1` (comment, settings, privileges...) is
+ * copied from the source, with its errors judged like the restore's.
  */
 export async function restoreTarget(
   deps: ActivityDeps,
   input: MigrationInput,
   dump: DumpResult,
 ): Promise<RestoreResult> {
-  const { target } = input.plan;
+  const { source, target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
     const started = Date.now();
     const conn = await scope.connect(target.handle, target.environment);
+    const expected = expectedErrorsFor(platform, input.plan);
     scope.progress({ phase: 'resetting target' });
     await resetTarget(conn, { adminRole: platform.adminRole });
     scope.progress({ phase: 'restoring', bytes: dump.bytes });
     const result = await restoreDump(conn, dump.path, {
-      expected: expectedErrorsFor(platform, input.plan),
+      expected,
       // The dump may have been written on another worker: the check raises DumpMissingError and the
       // workflow dumps again.
       sha256: dump.sha256,
       signal: cancellationSignal(),
       onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
     });
-    if (result.connectionLost) {
-      // A dropped tunnel or a restarted server is worth a retry: the next attempt resets the target first.
-      throw new Error(
-        'the connection to the target was lost during the restore; it is retried from a reset target',
-      );
-    }
     if (result.unexpected.length > 0) {
       throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
     }
-    return { expectedErrors: result.expected, durationMs: Date.now() - started };
+    scope.progress({ phase: 'carrying the properties of postgres and template1' });
+    const sourceConn = await scope.connect(source.handle, source.environment);
+    const carried = classifyRestoreErrors(await carryDatabaseProperties(sourceConn, conn), expected);
+    const expectedErrors = [...result.expected, ...carried.expected];
+    if (carried.unexpected.length > 0) {
+      throw unexpectedRestoreErrors(
+        'the restore ran, but the properties of databases postgres and template1 could not all be carried',
+        carried.unexpected,
+        expectedErrors,
+      );
+    }
+    return { expectedErrors, durationMs: Date.now() - started };
   });
 }

@@ -5,6 +5,7 @@ import { type ActivityScope, withScope } from './scope';
 import type { Platform } from '../platform/platform';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
+import { checkFidelity } from '../pg/fidelity';
 import { serverMajorVersion, totalDatabaseSize } from '../pg/inspect';
 import { parseDuration } from '../lib/duration';
 
@@ -45,12 +46,26 @@ function sessionHorizonMs(input: MigrationInput): number {
   return COPY_ALLOWANCE_MS + (cutover.confirm ? (parseDuration(cutover.timeout) ?? 0) : 0);
 }
 
-/** Everything that can be checked before any downtime, so a doomed migration fails while services still run. */
+/** One problem as it is; several as a list, so the operator fixes them all before trying again. */
+function preflightProblems(problems: string[]): PreflightError {
+  if (problems.length === 1) return new PreflightError(problems[0]);
+  return new PreflightError(
+    `preflight found ${problems.length} problems; fix them all, then start the migration again:\n` +
+      problems.map((p) => `- ${p}`).join('\n'),
+  );
+}
+
+/**
+ * Everything that can be checked before any downtime, so a doomed migration fails while services still run.
+ * The problems a plan or the source can fix (versions, disk, what the dump cannot carry) are all listed in
+ * one PreflightError; a missing database, service or app stops it at once (NotFoundError).
+ */
 export async function preflight(deps: ActivityDeps, input: MigrationInput): Promise<PreflightResult> {
   const { plan } = input;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
     const warnings: string[] = [];
+    const problems: string[] = [];
     const tools = await findClientTools();
 
     const sourceInfo = await platform.getDatabase(plan.source.handle, plan.source.environment);
@@ -65,13 +80,13 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
 
     const targetVersion = Number(plan.target.version);
     if (targetVersion < sourceVersion) {
-      throw new PreflightError(
+      problems.push(
         `target.version ${targetVersion} is older than the source (${sourceVersion}); dump and restore only moves to the same or a newer major version`,
       );
     }
     const versions = await platform.listVersions();
     if (!versions.includes(plan.target.version)) {
-      throw new PreflightError(
+      problems.push(
         `${platform.name} cannot create PostgreSQL ${plan.target.version}; available versions: ${versions.join(', ')}`,
       );
     }
@@ -89,7 +104,7 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     const fs = await statfs(deps.workDir);
     const freeDiskBytes = fs.bavail * fs.bsize;
     if (freeDiskBytes < sourceSizeBytes) {
-      throw new PreflightError(
+      problems.push(
         `the dump goes to ${deps.workDir}, which has ${freeDiskBytes} bytes free, less than the source's ${sourceSizeBytes} bytes; ` +
           'free space there, or run the worker with PGSHIFT_WORK_DIR on a larger disk',
       );
@@ -114,6 +129,12 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
         );
       }
     }
+    // Plans started before accept existed have none.
+    const fidelity = await checkFidelity(source, { skipDatabases: plan.accept?.skipDatabases ?? [] });
+    problems.push(...fidelity.refusals);
+    if (problems.length > 0) throw preflightProblems(problems);
+    warnings.push(...fidelity.warnings);
+
     warnings.push(...(await configWarnings(platform, input, scope)));
     warnings.push(...((await platform.sessionWarnings?.(sessionHorizonMs(input))) ?? []));
     if (sourceVersion === targetVersion) warnings.push('source and target run the same major version');

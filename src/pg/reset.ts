@@ -48,12 +48,12 @@ export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise
     const all = await databaseShapes(client);
     for (const db of all) {
       if (db.name === 'template0' || db.name === 'template1' || keepDatabases.includes(db.name)) continue;
-      await dropDatabase(client, db.name, force);
+      await dropDatabase(target, client, db.name, force);
       outcome.droppedDatabases.push(db.name);
     }
     for (const name of keepDatabases) {
       const shape = all.find((d) => d.name === name);
-      if (shape) await dropDatabase(client, name, force);
+      if (shape) await dropDatabase(target, client, name, force);
       await createDatabase(
         client,
         name,
@@ -72,7 +72,7 @@ export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise
     const shape = shapes.find((d) => d.name === 'template1');
     if (shape) {
       await client.query('ALTER DATABASE template1 IS_TEMPLATE false');
-      await dropDatabase(client, 'template1', force);
+      await dropDatabase(target, client, 'template1', force);
       await createDatabase(client, 'template1', shape, keepRoles, opts.adminRole);
       await client.query('ALTER DATABASE template1 IS_TEMPLATE true');
       outcome.recreatedDatabases.push('template1');
@@ -122,13 +122,39 @@ async function defaultShape(client: Client, name: string): Promise<DatabaseShape
   return rows[0];
 }
 
-async function dropDatabase(client: Client, name: string, force: boolean): Promise<void> {
+async function dropDatabase(target: PgTarget, client: Client, name: string, force: boolean): Promise<void> {
+  await dropSubscriptions(target, client, name);
   // Sessions a killed restore left behind would block the drop; before 13 they must be ended by hand.
   await client.query(
     'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
     [name],
   );
   await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`);
+}
+
+/**
+ * A restored subscription (pg_dump writes them disabled) keeps its database from being dropped. It is
+ * detached from its slot first, so dropping it never touches the publisher, whose slot the source's own
+ * subscription still uses.
+ */
+async function dropSubscriptions(target: PgTarget, client: Client, database: string): Promise<void> {
+  const { rows: since10 } = await client.query<{ ok: boolean }>(
+    `SELECT to_regclass('pg_catalog.pg_subscription') IS NOT NULL AS ok`,
+  );
+  if (!since10[0].ok) return;
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT s.subname AS name FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = $1`,
+    [database],
+  );
+  if (rows.length === 0) return;
+  await withClient(target, database, async (db) => {
+    for (const { name } of rows) {
+      const sub = quoteIdent(name);
+      await db.query(`ALTER SUBSCRIPTION ${sub} DISABLE`);
+      await db.query(`ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
+      await db.query(`DROP SUBSCRIPTION ${sub}`);
+    }
+  });
 }
 
 /**
