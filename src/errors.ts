@@ -31,6 +31,13 @@ export class UnexpectedRestoreErrors extends PgshiftError {
   }
 }
 
+/**
+ * psql stopped before the end of the dump without PostgreSQL rejecting anything: it was killed (a signal
+ * pgshift did not send, e.g. the OOM killer) or its connection dropped or could not be made. Retryable: the
+ * next attempt resets the target and restores the dump again.
+ */
+export class RestoreInterruptedError extends PgshiftError {}
+
 /** A database under a handle this run creates was not made by this run: it is left alone, and said so. */
 export class NotOursError extends PgshiftError {}
 
@@ -65,4 +72,6 @@ export const NON_RETRYABLE_ERRORS = [
   'NotOursError',
   // The aptible CLI printed what this version cannot read (a CLI newer or older than it knows).
   'AptibleOutputError',
+  // A role-section statement too long to be pg_dumpall's: the dump is not what the filter understands.
+  'DumpFilterError',
 ] as const;

@@ -1,9 +1,10 @@
 // The PostgreSQL layer against real clusters: a PostgreSQL 14 source and a PostgreSQL 17 target created by
 // the local platform, dumped and restored with the real pg_dumpall and psql.
+import { carryDatabaseProperties } from '../src/pg/database-properties';
 import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PreflightError } from '../src/errors';
+import { NON_RETRYABLE_ERRORS, PreflightError, RestoreInterruptedError } from '../src/errors';
 import type { DatabaseConnection } from '../src/platform/platform';
 import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
 import { assertCanDump, findClientTools } from '../src/pg/client-tools';
@@ -67,15 +68,19 @@ async function otherSessions(t: PgTarget): Promise<number> {
   );
 }
 
-/** Processes whose command line mentions `text` (to see that a killed psql is really gone). */
-async function processesMentioning(text: string): Promise<number> {
-  let count = 0;
+/** Processes whose command line mentions `text` (to find a psql, or see that a killed one is really gone). */
+async function pidsMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) count++;
+    if (cmdline.includes(text)) pids.push(Number(pid));
   }
-  return count;
+  return pids;
+}
+
+async function processesMentioning(text: string): Promise<number> {
+  return (await pidsMentioning(text)).length;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -282,15 +287,20 @@ describe('restore', () => {
       onProgress: (p) => progress.push(p),
     });
     expect(result.unexpected).toEqual([]);
-    expect(result.connectionLost).toBe(false);
     const size = (await stat(dumpPath)).size;
     expect(progress.at(-1)).toEqual({ bytesRead: size, totalBytes: size });
     expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
 
-    firstReport = await compareServers(source, target);
+    firstReport = await compareServers(source, target, { adminRole: ADMIN });
     expect(firstReport.mismatches).toEqual([]);
     expect(firstReport.ok).toBe(true);
-    expect(firstReport.databases.map((d) => d.name)).toEqual(['analytics', 'db', 'postgres', 'shop']);
+    expect(firstReport.databases.map((d) => d.name)).toEqual([
+      'analytics',
+      'db',
+      'postgres',
+      'shop',
+      'template1',
+    ]);
     const shop = firstReport.databases.find((d) => d.name === 'shop')!;
     expect(shop.tables.map((t) => [t.name, t.sourceRows, t.targetRows])).toEqual([
       ['Mixed Case "Quoted" t', 3, 3],
@@ -310,7 +320,7 @@ describe('restore', () => {
       },
       { schema: 'public', name: 'orders_id_seq', sourceValue: '500', targetValue: '500', match: true },
     ]);
-    expect(firstReport.rowsVerified).toBe(2 + 3 + 150000 + 400 + 500 + 2);
+    expect(firstReport.rowsVerified).toBe(2 + 3 + 150000 + 400 + 500 + 2 + 1);
     expect(
       await scalar(target, 'db', "SELECT count(*)::int FROM notes WHERE entry LIKE 'ALTER ROLE aptible%'"),
     ).toBe(1);
@@ -342,8 +352,10 @@ describe('restore', () => {
     const result = await restoreDump(target, dumpPath, { expected: EXPECTED });
     expect(result.unexpected).toEqual([]);
     expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
-    const second = await compareServers(source, target);
-    expect(second).toEqual(firstReport);
+    // As the restore activity does: the recreated postgres and template1 get the source's properties back.
+    expect(await carryDatabaseProperties(source, target)).toEqual([]);
+    const second = await compareServers(source, target, { adminRole: ADMIN });
+    expect({ ...second, durationMs: 0 }).toEqual({ ...firstReport, durationMs: 0 });
     expect(await scalar(target, 'template1', 'SELECT count(*)::int FROM tpl_marker')).toBe(1);
   });
 
@@ -358,21 +370,19 @@ describe('restore', () => {
     await sql(target, 'shop', "UPDATE orders SET note = 'changed' WHERE id = 7");
     await sql(target, 'analytics', 'DELETE FROM "Reports"."daily totals" WHERE total = 11');
     await sql(target, 'shop', "SELECT setval('invoice_no', 5000)");
-    const report = await compareServers(source, target);
+    const report = await compareServers(source, target, { adminRole: ADMIN });
     expect(report.ok).toBe(false);
     expect(report.mismatches).toEqual([
-      'analytics.Reports.daily totals: source 2 rows, target 1',
-      expect.stringMatching(
-        /^shop\.public\.orders: source 500 rows, target 500, but the rows differ \(md5 \w{32} vs \w{32}\)$/,
-      ),
-      'shop.public.invoice_no: sequence source at 1006, target at 5000',
+      'analytics: table "Reports"."daily totals": source 2 rows, target 1',
+      'shop: table public.orders: 500 rows on both sides, but their contents differ',
+      'shop: sequence public.invoice_no: source at 1006, target at 5000',
     ]);
     expect(
       report.databases.find((d) => d.name === 'shop')!.tables.find((t) => t.name === 'orders')!.match,
     ).toBe(false);
 
     await sql(target, 'postgres', 'DROP DATABASE analytics');
-    expect((await compareServers(source, target)).mismatches).toContain(
+    expect((await compareServers(source, target, { adminRole: ADMIN })).mismatches).toContain(
       'analytics: database missing on target',
     );
   });
@@ -415,7 +425,7 @@ describe('unexpected restore errors', () => {
     }
   });
 
-  it('reports a connection lost part way as unexpected, and says so', async () => {
+  it('throws RestoreInterruptedError, retryable, for a connection lost part way', async () => {
     const path = join(work, 'lost', 'dump.sql');
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, 'SELECT pg_sleep(30);\nCREATE TABLE never_reached (x int);\n');
@@ -428,11 +438,15 @@ describe('unexpected restore errors', () => {
         )) > 0,
       10_000,
     );
-    const result = await restoreDump(target, path, { expected: EXPECTED });
+    const err = await restoreDump(target, path, { expected: EXPECTED }).catch((e: unknown) => e);
     expect(await killer).toBe(true);
-    expect(result.connectionLost).toBe(true);
-    expect(result.unexpected[0]).toMatch(/FATAL: {2}terminating connection due to administrator command/);
-    expect(result.unexpected.at(-1)).toMatch(/error: connection to server was lost$/);
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
+    expect(NON_RETRYABLE_ERRORS).not.toContain((err as Error).name);
+    const message = (err as Error).message;
+    expect(message).toMatch(/^psql lost its connection to the target part way through the dump/);
+    expect(message).toMatch(/FATAL: {2}terminating connection due to administrator command/);
+    expect(message).toMatch(/error: connection to server was lost\n/);
+    expect(message).toMatch(/retried from a reset target/);
     expect(await scalar(target, 'db', "SELECT to_regclass('never_reached')::text")).toBeNull();
   });
 
@@ -440,6 +454,7 @@ describe('unexpected restore errors', () => {
     const err = (await restoreDump({ ...target, database: `nope_${target.password}` }, dumpPath, {
       expected: EXPECTED,
     }).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
     expect(err.message).toMatch(/psql cannot connect/);
     expect(err.message).toContain('nope_***');
     expect(err.message).not.toContain(target.password);
@@ -450,16 +465,73 @@ describe('unexpected restore errors', () => {
     await mkdir(dirname(slow), { recursive: true });
     await writeFile(slow, 'SELECT pg_sleep(60);\n');
     const controller = new AbortController();
-    setTimeout(() => controller.abort(new Error('restore cancelled by test')), 1000);
-    let runningBeforeCancel = 0;
-    setTimeout(() => void processesMentioning(slow).then((n) => (runningBeforeCancel = n)), 500);
-    const started = Date.now();
-    const err = (await restoreDump(target, slow, { expected: EXPECTED, signal: controller.signal }).catch(
-      (e: unknown) => e,
-    )) as Error;
+    const restoring = restoreDump(target, slow, { expected: EXPECTED, signal: controller.signal }).then(
+      () => new Error('the restore was not cancelled'),
+      (e: unknown) => e as Error,
+    );
+    // Cancelled only once psql runs, however long a busy machine takes to start it.
+    expect(await waitFor(async () => (await processesMentioning(slow)) === 1, 30_000)).toBe(true);
+    const cancelledAt = Date.now();
+    controller.abort(new Error('restore cancelled by test'));
+    const err = await restoring;
     expect(err.message).toBe('restore cancelled by test');
-    expect(Date.now() - started).toBeLessThan(10_000);
-    expect(runningBeforeCancel).toBe(1);
+    expect(Date.now() - cancelledAt).toBeLessThan(10_000);
     expect(await waitFor(async () => (await processesMentioning(slow)) === 0, 5000)).toBe(true);
+  });
+});
+
+describe('a restore whose psql is killed', () => {
+  it('fails with the retryable RestoreInterruptedError, and the retry from a reset target duplicates nothing', async () => {
+    await resetTarget(target, { adminRole: ADMIN });
+    // The source's own dump, paused right after the 150000 rows of shop.big are in, so the kill lands
+    // mid-way. The pause holds only while the database pause_once exists: the retry's reset drops it.
+    const original = await readFile(dumpPath, 'utf8');
+    const copyOfBig = /^COPY public\.big .*?^\\\.\n/ms;
+    expect(original).toMatch(copyOfBig);
+    const paused = original.replace(
+      copyOfBig,
+      (copy) => `${copy}SELECT pg_sleep(600) FROM pg_database WHERE datname = 'pause_once';\n`,
+    );
+    const path = join(work, 'killed', 'dump.sql');
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, paused);
+    await sql(target, 'postgres', 'CREATE DATABASE pause_once');
+
+    const restoring = restoreDump(target, path, { expected: EXPECTED }).then(
+      () => new Error('the restore completed'),
+      (e: unknown) => e as Error,
+    );
+    const pausing = async () =>
+      (await scalar<number>(
+        target,
+        'postgres',
+        "SELECT count(*)::int FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'",
+      )) === 1;
+    expect(await waitFor(pausing, 60_000)).toBe(true);
+    expect(await scalar<number>(target, 'shop', 'SELECT count(*)::int FROM big')).toBe(150000);
+    const psql = await pidsMentioning(path);
+    expect(psql).toHaveLength(1);
+    // As the OOM killer would.
+    process.kill(psql[0], 'SIGKILL');
+
+    const err = await restoring;
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
+    expect(NON_RETRYABLE_ERRORS).not.toContain(err.name);
+    expect(err.message).toMatch(/^psql was killed by SIGKILL, a signal pgshift did not send/);
+    expect(err.message).toMatch(/retried from a reset target/);
+    expect(err.message).not.toMatch(/fix these on the source/i);
+
+    // The retry, as the restore activity makes it: the target reset (which also ends the session the
+    // killed psql left sleeping), then the same dump restored again.
+    await resetTarget(target, { adminRole: ADMIN });
+    const result = await restoreDump(target, path, { expected: EXPECTED });
+    expect(result.unexpected).toEqual([]);
+    expect(await scalar<number>(target, 'shop', 'SELECT count(*)::int FROM big')).toBe(150000);
+    // Every table of every database holds the source's rows, no more: nothing was restored twice.
+    const tables = (await compareServers(source, target)).databases.flatMap((d) =>
+      d.tables.map((t) => [`${d.name}.${t.schema}.${t.name}`, t.sourceRows, t.targetRows, t.match]),
+    );
+    expect(tables.length).toBeGreaterThanOrEqual(7);
+    expect(tables.filter(([, , , match]) => !match)).toEqual([]);
   });
 });

@@ -60,6 +60,7 @@ function defaults(): Impl {
       host: 'test-host',
       dumpDir: '/work/dumps/r',
     }),
+    pingWorkspace: async () => undefined,
     // The first dump is slower (a cold disk), the second is the one timed for the estimate.
     dumpSource: async () => {
       dumps += 1;

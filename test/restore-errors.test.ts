@@ -1,7 +1,10 @@
+import { unexpectedErrorsMessage } from '../src/activities/expected-errors';
 import {
   classifyRestoreErrors,
   defaultExpectedErrors,
   errorMessageText,
+  isConnectionFailure,
+  isMalformedDumpError,
   parsePsqlErrors,
 } from '../src/pg/restore-errors';
 
@@ -148,5 +151,93 @@ describe('classifyRestoreErrors', () => {
     expect(
       classifyRestoreErrors(['psql:d.sql:1: ERROR:  role "Aptible" already exists'], expected).unexpected,
     ).toHaveLength(1);
+  });
+});
+
+// Captured from psql 15 against PostgreSQL 17.
+const SYNTAX = 'psql:/w/dump.sql:8: ERROR:  syntax error at or near "SELEC"\nLINE 1: SELEC 1;\n        ^';
+const UNTERMINATED =
+  'psql:/w/dump.sql:3: ERROR:  unterminated quoted string at or near "\'abc"\nLINE 1: SELECT \'abc\n               ^';
+const INVALID_COMMAND = 'psql:/w/dump.sql:2: error: invalid command \\N';
+const MISSING_DATA = 'psql:/w/dump.sql:7: ERROR:  missing data for column "b"\nCONTEXT:  COPY t, line 2: "2"';
+const EXTRA_DATA =
+  'psql:/w/dump.sql:7: ERROR:  extra data after last expected column\nCONTEXT:  COPY t, line 3: "3\tx\ty"';
+const BAD_COPY_VALUE =
+  'psql:/w/dump.sql:7: ERROR:  invalid input syntax for type integer: "abc"\nCONTEXT:  COPY t, line 4, column a: "abc"';
+const BAD_LITERAL =
+  'psql:/w/dump.sql:9: ERROR:  invalid input syntax for type integer: "abc"\nLINE 1: SELECT \'abc\'::int;';
+const UNKNOWN_TYPE =
+  'psql:/w/dump.sql:1: ERROR:  type "no_such_type" does not exist\nLINE 1: CREATE TABLE u (a int, b no_such_type);';
+const OLD_SETTING = 'psql:/w/dump.sql:40: ERROR:  unrecognized configuration parameter "force_parallel_mode"';
+const CONNECT_REFUSED_BY_SERVER =
+  'psql:/w/dump.sql:400: error: \\connect: connection to server at "127.0.0.1", port 55417 failed: FATAL:  database "nonexist" does not exist';
+
+describe('isMalformedDumpError', () => {
+  it('recognises what only a malformed dump produces: syntax, literals, psql commands, COPY data', () => {
+    for (const e of [SYNTAX, UNTERMINATED, INVALID_COMMAND, MISSING_DATA, EXTRA_DATA, BAD_COPY_VALUE]) {
+      expect([e, isMalformedDumpError(e)]).toEqual([e, true]);
+    }
+  });
+
+  it("leaves what the target refuses of the source's schema to the source", () => {
+    for (const e of [BAD_LITERAL, UNKNOWN_TYPE, OLD_SETTING, CONNECT_REFUSED_BY_SERVER]) {
+      expect([e, isMalformedDumpError(e)]).toEqual([e, false]);
+    }
+  });
+});
+
+describe('isConnectionFailure', () => {
+  it('recognises a dropped, refused or closed connection', () => {
+    for (const e of [
+      'psql:sleep.sql:1: FATAL:  terminating connection due to administrator command',
+      'psql:sleep.sql:1: server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally',
+      'psql:sleep.sql:1: error: connection to server was lost',
+      'psql: error: connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running?',
+      'psql:d.sql:9: error: \\connect: connection to server at "h", port 5432 failed: FATAL:  the database system is shutting down',
+      'psql:d.sql:9: error: could not connect to server: No such file or directory',
+    ]) {
+      expect([e, isConnectionFailure(e)]).toEqual([e, true]);
+    }
+  });
+
+  it('leaves what PostgreSQL itself refuses, connections included, to the classification', () => {
+    for (const e of [
+      CONNECT_REFUSED_BY_SERVER,
+      SYNTAX,
+      UNKNOWN_TYPE,
+      'psql:d.sql:1: FATAL:  role "x" already exists',
+    ]) {
+      expect([e, isConnectionFailure(e)]).toEqual([e, false]);
+    }
+  });
+});
+
+describe('unexpectedErrorsMessage', () => {
+  it("tells the operator to fix the source's errors on the source", () => {
+    const message = unexpectedErrorsMessage('the restore failed', [UNKNOWN_TYPE]);
+    expect(message).toMatch(/^the restore failed: 1 unexpected error\(s\):\n/);
+    expect(message).toContain(UNKNOWN_TYPE);
+    expect(message).toContain('Fix these on the source');
+    expect(message).not.toContain('malformed');
+  });
+
+  it('says a malformed dump is malformed, not to change the source, and to report it with the lines', () => {
+    const message = unexpectedErrorsMessage('the restore failed', [SYNTAX, MISSING_DATA]);
+    expect(message).toContain('They show that the dump file itself is malformed');
+    expect(message).toContain(SYNTAX);
+    expect(message).toContain(MISSING_DATA);
+    expect(message).toContain('do not change the source');
+    expect(message).toMatch(/Report it to pgshift's maintainers with the lines shown/);
+    expect(message).not.toContain('Fix these on the source');
+  });
+
+  it('keeps the two apart when both occur', () => {
+    const message = unexpectedErrorsMessage('the restore failed', [UNKNOWN_TYPE, INVALID_COMMAND]);
+    const [source, malformed] = message.split('1 of them show that the dump file itself is malformed');
+    expect(source).toContain(UNKNOWN_TYPE);
+    expect(source).toContain('Fix these on the source');
+    expect(source).not.toContain(INVALID_COMMAND);
+    expect(malformed).toContain(INVALID_COMMAND);
+    expect(malformed).toContain('do not change the source');
   });
 });

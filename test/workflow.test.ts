@@ -13,6 +13,7 @@ import {
   DumpMissingError,
   NotOursError,
   PlatformError,
+  RestoreInterruptedError,
   TargetExistsError,
   UnexpectedRestoreErrors,
 } from '../src/errors';
@@ -40,6 +41,7 @@ import {
   type TestWorker,
 } from './helpers/temporal';
 import { deferred, failureOf, recordingStubs } from './helpers/stubs';
+import { startDoomedWorker } from './helpers/doomed-worker';
 
 type Name = keyof MigrationActivities;
 type Impl = {
@@ -90,6 +92,7 @@ function defaults(): Impl {
       host: 'test-host',
       dumpDir: '/work/dumps/m',
     }),
+    pingWorkspace: async () => undefined,
     dumpSource: async () => ({ path: '/work/dump.sql', bytes: 4096, sha256: 'ab12', droppedStatements: 1 }),
     restoreTarget: async () => ({ expectedErrors: ['role "aptible" already exists'] }),
     verifyTarget: async () => REPORT,
@@ -1025,6 +1028,118 @@ test('claimed workers gone twice: the migration rolls back, and the dumps left b
     { workspaceStartTimeout: '1s' },
   );
 });
+
+test('a restore interrupted once (psql killed) is retried on the same worker, after a ping, and completes', async () => {
+  const hostQueue = uniqueTaskQueue('host');
+  let restores = 0;
+  const host = stubs({
+    restoreTarget: async () => {
+      restores += 1;
+      if (restores === 1) throw new RestoreInterruptedError('psql was killed by SIGKILL');
+      return { expectedErrors: [] };
+    },
+  });
+  const shared = stubs({ claimWorkspace: async () => claimOf(hostQueue, 'worker-a') });
+  await withTestWorker(hostWorker(host.activities, hostQueue), () =>
+    migrate(plan(), shared.activities, async (handle) => {
+      const summary = await handle.result();
+      expect(summary.phase).toBe('completed');
+      expect(summary.errors).toEqual([]);
+      expect(summary.warnings).toEqual([]);
+      expect(host.names()).toEqual([
+        'dumpSource',
+        'restoreTarget',
+        'pingWorkspace',
+        'restoreTarget',
+        'removeDump',
+      ]);
+      expect(shared.names()).toEqual(SHARED_HAPPY);
+    }),
+  );
+});
+
+test("a restore interrupted at every attempt rolls back after the activity's attempts, saying why", async () => {
+  const hostQueue = uniqueTaskQueue('host');
+  const host = stubs({
+    restoreTarget: async () => {
+      throw new RestoreInterruptedError('psql lost its connection to the target part way through the dump');
+    },
+  });
+  const shared = stubs({ claimWorkspace: async () => claimOf(hostQueue, 'worker-a') });
+  await withTestWorker(hostWorker(host.activities, hostQueue), () =>
+    migrate(plan(), shared.activities, async (handle) => {
+      const failure = await failureOf(handle);
+      expect(host.names()).toEqual([
+        'dumpSource',
+        'restoreTarget',
+        'pingWorkspace',
+        'restoreTarget',
+        'pingWorkspace',
+        'restoreTarget',
+        'removeDump',
+      ]);
+      const cause = failure.cause as ApplicationFailure;
+      expect(cause.type).toBe('MigrationRolledBack');
+      expect(cause.message).toContain('RestoreInterruptedError: psql lost its connection');
+    }),
+  );
+});
+
+test('a host worker killed mid-dump is noticed in about a heartbeat timeout, not the 5-minute start timeout', async () => {
+  const queueA = uniqueTaskQueue('host-a');
+  const queueB = uniqueTaskQueue('host-b');
+  const reclaimed = deferred();
+  let reclaimedAt = 0;
+  const b = stubs();
+  let claims = 0;
+  const shared = stubs({
+    claimWorkspace: async () => {
+      claims += 1;
+      if (claims === 1) return claimOf(queueA, 'worker-a');
+      reclaimedAt = Date.now();
+      reclaimed.resolve();
+      return claimOf(queueB, 'worker-b');
+    },
+  });
+  const doomed = await startDoomedWorker(queueA);
+  try {
+    await withTestWorker(hostWorker(b.activities, queueB), () =>
+      // The default workspaceStartTimeout (5m): the dead worker must be noticed without waiting for it.
+      migrate(plan(), shared.activities, async (handle) => {
+        await doomed.dumping;
+        await doomed.kill();
+        const killedAt = Date.now();
+        await reclaimed.promise;
+        // Heartbeat timeout (1m) + the ping's schedule-to-start timeout (30s), with room for a busy machine.
+        expect(reclaimedAt - killedAt).toBeLessThan(120_000);
+        // A worker restarted on host A later serves its queue again and removes the dump left there.
+        const a2 = stubs();
+        await withTestWorker(hostWorker(a2.activities, queueA), async () => {
+          const summary = await handle.result();
+          expect(summary.phase).toBe('completed');
+          expect(summary.errors).toEqual([]);
+          expect(summary.downtimeMs).toBeLessThan(150_000);
+          expect(b.names()).toEqual(ON_WORKSPACE);
+          expect(a2.names()).toEqual(['removeDump']);
+          expect(summary.warnings).toEqual([
+            expect.stringContaining(
+              'The worker on host worker-a failed or stopped answering during the dump, and no worker ' +
+                'took a check on its queue within 30.0s (its worker seems gone); claiming another worker',
+            ),
+          ]);
+          const scheduled = await scheduledQueues(handle);
+          expect(scheduled.filter(([, queue]) => queue === queueA)).toEqual([
+            ['dumpSource', queueA, 300],
+            ['pingWorkspace', queueA, 30],
+            ['removeDump', queueA, 300],
+          ]);
+        });
+      }),
+    );
+  } finally {
+    await doomed.kill();
+  }
+}, 240_000);
 
 test('a workspace start timeout that is not a duration fails the workflow before any step', async () => {
   const { activities, names } = stubs();

@@ -5,6 +5,7 @@ import { testSchema } from './test-schema';
 import { createTarget } from './create-target';
 import { revertServiceConfig, scaleServicesDown, scaleServicesUp, updateServiceConfig } from './services';
 import { claimWorkspace } from './workspace';
+import { pingWorkspace } from './ping';
 import { dumpSource, restoreTarget } from './copy';
 import { vacuumAnalyze, verifyTarget } from './verify';
 import { deprovisionSource, deprovisionTarget, purgeTargetBackups, removeDump } from './cleanup';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps): MigrationActivities & Rehe
     createTarget: (input) => createTarget(deps, input),
     scaleServicesDown: (input, services) => scaleServicesDown(deps, input, services),
     claimWorkspace: (input) => claimWorkspace(deps, input),
+    pingWorkspace: () => pingWorkspace(),
     dumpSource: (input) => dumpSource(deps, input),
     restoreTarget: (input, dump) => restoreTarget(deps, input, dump),
     verifyTarget: (input) => verifyTarget(deps, input),

@@ -74,7 +74,6 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
         signal: cancellationSignal(),
         onProgress: (p) => scope.progress({ phase: 'restoring schema', ...p }),
       });
-      if (result.connectionLost) throw new Error('the connection to the scratch database was lost; retrying');
       if (result.unexpected.length > 0) {
         throw unexpectedRestoreErrors(
           `the schema does not restore on PostgreSQL ${plan.target.version}`,

@@ -1,11 +1,16 @@
 import { readFile, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { DumpMissingError } from '../errors';
+import { DumpMissingError, RestoreInterruptedError } from '../errors';
 import { findClientTools } from './client-tools';
 import { type PgTarget, libpqArgs, libpqEnv, redactFor } from './connection';
 import { fileSha256 } from './dump';
 import { abortReason, describeExit, killGroup, startProgram } from './process';
-import { type ClassifiedErrors, classifyRestoreErrors, parsePsqlErrors } from './restore-errors';
+import {
+  type ClassifiedErrors,
+  classifyRestoreErrors,
+  isConnectionFailure,
+  parsePsqlErrors,
+} from './restore-errors';
 
 export interface RestoreProgress {
   /** How far psql has read into the dump (from /proc on Linux; undefined elsewhere). */
@@ -13,13 +18,8 @@ export interface RestoreProgress {
   totalBytes: number;
 }
 
-export interface RestoreOutcome extends ClassifiedErrors {
-  /**
-   * psql lost its connection part way (server restart, tunnel drop): the unexpected errors say so, and the
-   * caller may prefer to reset the target and retry rather than fail the migration.
-   */
-  connectionLost: boolean;
-}
+/** The errors PostgreSQL reported, expected or not; a restore that psql did not finish throws instead. */
+export type RestoreOutcome = ClassifiedErrors;
 
 export interface RestoreOptions {
   /** Error texts (after `ERROR:`) the plan allows. */
@@ -37,8 +37,10 @@ const STDERR_LIMIT = 8 * 1024 * 1024;
 
 /**
  * The guide's `psql $TARGET_URL -f dump.sql > /dev/null`: every statement runs (no ON_ERROR_STOP, as in the
- * guide) and every error is collected and classified. Unexpected errors are returned, not thrown: the caller
- * decides. It throws when psql cannot run or cannot connect at all, since then nothing was restored.
+ * guide) and every error PostgreSQL reports is collected and classified. Unexpected errors are returned, not
+ * thrown: the caller decides. It throws RestoreInterruptedError when psql did not get through the dump for
+ * reasons of its own (killed, connection dropped or refused): nothing about the dump is known then, and a
+ * retry from a reset target is the cure.
  */
 export async function restoreDump(
   target: PgTarget,
@@ -80,11 +82,13 @@ export async function restoreDump(
   });
   const onAbort = () => killGroup(child.pid);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let lastRead: number | undefined;
   const timer = opts.onProgress
     ? setInterval(() => {
-        void readOffset(child.pid, realPath).then((bytesRead) =>
-          opts.onProgress?.({ bytesRead, totalBytes: size }),
-        );
+        void readOffset(child.pid, realPath).then((bytesRead) => {
+          lastRead = bytesRead ?? lastRead;
+          opts.onProgress?.({ bytesRead, totalBytes: size });
+        });
       }, PROGRESS_INTERVAL_MS)
     : undefined;
 
@@ -93,30 +97,44 @@ export async function restoreDump(
       throw new Error(redactFor(target, `cannot run ${tools.psql}: ${err.message}`));
     });
     if (opts.signal?.aborted) throw abortReason(opts.signal);
-    // `psql: error: ...` without a file position means the first connection failed: nothing ran.
+    const errors = parsePsqlErrors(stderr).map((e) => redactFor(target, e));
+    // `psql: error: ...` without a file position means the first connection failed: nothing ran. The reset
+    // before the restore reached this server moments ago, so this is taken as passing.
     if (exit.code === 2 && /^psql: error:/.test(stderr)) {
-      throw new Error(
+      throw new RestoreInterruptedError(
         redactFor(
           target,
-          `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ${stderr.trim()}`,
+          `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ` +
+            `${stderr.trim()}\nThe restore is retried.`,
         ),
       );
     }
-    const errors = parsePsqlErrors(stderr);
+    if (exit.signal) {
+      const at = lastRead !== undefined ? ` after reading ${lastRead} of ${size} bytes of the dump` : '';
+      throw new RestoreInterruptedError(
+        `psql ${describeExit(exit)}${at}, a signal pgshift did not send (the OOM killer, or someone on the ` +
+          "worker's machine); this says nothing about the dump. The restore is retried from a reset target; " +
+          'if it keeps happening, look at the memory and the logs of the worker machine.',
+      );
+    }
+    const dropped = errors.filter(isConnectionFailure);
+    if (dropped.length > 0) {
+      throw new RestoreInterruptedError(
+        `psql lost its connection to the target part way through the dump:\n${dropped.join('\n')}\n` +
+          'The restore is retried from a reset target; if it keeps happening, check the network to the ' +
+          "target and the target server's log (a server that crashes on a statement also drops the connection).",
+      );
+    }
     if (truncated)
       errors.push(`psql printed more than ${STDERR_LIMIT} bytes of errors; the rest were not read`);
-    const classified = classifyRestoreErrors(
-      errors.map((e) => redactFor(target, e)),
-      opts.expected,
-    );
-    // psql stops early (and says why, classified above) when a \connect fails or the connection is lost; a
-    // non-zero exit that printed nothing still must not pass as a clean restore.
+    const classified = classifyRestoreErrors(errors, opts.expected);
+    // psql stops early (and says why, classified above) when a \connect is refused; a non-zero exit that
+    // printed nothing still must not pass as a clean restore.
     if (exit.code !== 0 && classified.unexpected.length === 0) {
       classified.unexpected.push(`psql ${describeExit(exit)} before the end of the dump`);
     }
     opts.onProgress?.({ bytesRead: size, totalBytes: size });
-    const connectionLost = exit.code === 2 && /: error: connection to server was lost$/m.test(stderr);
-    return { ...classified, connectionLost };
+    return classified;
   } finally {
     if (timer) clearInterval(timer);
     opts.signal?.removeEventListener('abort', onAbort);

@@ -8,11 +8,14 @@ import { NON_RETRYABLE_ERRORS } from '../errors';
 export type PgshiftActivities = MigrationActivities & RehearsalActivities;
 export type ActivityName = keyof PgshiftActivities;
 
+/** The backoff between attempts, also applied by the workflow where it retries a step itself. */
+export const BACKOFF = { initialMs: 1000, coefficient: 2, maximumMs: 60_000 };
+
 function retry(maximumAttempts: number): ActivityOptions['retry'] {
   return {
-    initialInterval: '1s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
+    initialInterval: BACKOFF.initialMs,
+    backoffCoefficient: BACKOFF.coefficient,
+    maximumInterval: BACKOFF.maximumMs,
     maximumAttempts,
     nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
   };
@@ -56,6 +59,8 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   createTarget: short('1h', 5),
   scaleServicesDown: short('15m', 10),
   claimWorkspace: short('1m', 5),
+  // One attempt: a ping that no worker takes is the answer (see workspace-queue.ts).
+  pingWorkspace: short('10s', 1),
   dumpSource: long('24h', 3),
   restoreTarget: long('24h', 3),
   verifyTarget: long('6h', 3),
@@ -72,6 +77,11 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   // Restoring a backup takes as long as its data: the platform's operation may run for hours.
   restoreBackupCopy: long('24h', 3),
 };
+
+/** How many attempts the activity gets (the workflow counts them where it retries the activity itself). */
+export function maximumAttemptsOf(name: ActivityName): number {
+  return ACTIVITY_OPTIONS[name].retry?.maximumAttempts ?? 1;
+}
 
 /** One proxy per call site, so the UI shows the step's title as the activity's summary. */
 export function activity<K extends ActivityName>(

@@ -109,7 +109,9 @@ export interface MigrationWorkflowOptions {
   /**
    * How long the dump, the restore and the dump's removal may wait for the worker that holds the dump to
    * take them (ms notation, default '5m'). Past it that worker is taken for gone: the dump is made again on
-   * another, or, for the removal, the operator is told where the file is left.
+   * another, or, for the removal, the operator is told where the file is left. A worker that dies during one
+   * of them is noticed sooner: by the heartbeat timeout, then a ping no worker takes within 30s (or this
+   * timeout, if shorter; see workspace-queue.ts).
    */
   workspaceStartTimeout?: string;
 }

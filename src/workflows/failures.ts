@@ -6,18 +6,34 @@ import { TimeoutType } from '@temporalio/common';
 /**
  * No worker took the activity from the claimed worker's own queue in time: no worker serves that host's
  * work directory any more, so for this workflow the dump on it is gone too. A ScheduleToStart timeout
- * is never retried by the server, so it surfaces here at once.
+ * is never retried by the server, so it surfaces here at once. A ping (see workspace-queue.ts) that timed
+ * out in any way counts too: it does nothing, so one taken but never answered went to a worker that died
+ * (the server may hand a task to a poll a killed worker left behind).
  */
 export function workspaceGone(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof TimeoutFailure &&
-    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
-  );
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure)) return false;
+  return err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START || err.activityType === PING;
+}
+
+const PING = 'pingWorkspace';
+
+/**
+ * A step on the claimed worker's queue failed or stopped answering (no heartbeat), and the ping sent there
+ * before retrying it found no worker (see workspace-queue.ts): gone, noticed sooner than by the retry's own
+ * schedule-to-start timeout.
+ */
+export function workspaceGoneByPing(err: unknown): boolean {
+  return workspaceGone(err) && (err as ActivityFailure).activityType === PING;
 }
 
 /** The message an operator needs from a failure: the activity's own error, not the SDK's wrapper. */
 export function describeFailure(err: unknown): string {
+  if (workspaceGoneByPing(err)) {
+    return (
+      'the worker running it failed or stopped answering, and no worker took a check sent to its queue ' +
+      'after that: the worker that holds the dump seems gone'
+    );
+  }
   let cause = err;
   while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
   if (cause instanceof ApplicationFailure) {

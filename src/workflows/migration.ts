@@ -19,7 +19,7 @@ import type {
   WorkspaceClaim,
 } from '../activities/contract';
 import { activity } from './activity-options';
-import { describeFailure, failureType, oneLine, workspaceGone } from './failures';
+import { describeFailure, failureType, oneLine, workspaceGone, workspaceGoneByPing } from './failures';
 import { formatDuration, parseDuration } from '../lib/duration';
 import {
   COMPENSATIONS,
@@ -38,7 +38,8 @@ import {
   type StepName,
   type StepState,
 } from './definitions';
-import { onWorkspaceQueue, runInput, workspaceStartTimeoutOf } from './run-setup';
+import { runInput, workspaceStartTimeoutOf } from './run-setup';
+import { pingStartTimeoutOf, workspaceQueue } from './workspace-queue';
 import { stepTracker } from './step-tracker';
 
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
@@ -204,13 +205,20 @@ export async function migrationWorkflow(
 
   /** What touches the dump file, on the queue of the worker that holds it. */
   function onWorkspace(ws: WorkspaceClaim) {
-    const there = onWorkspaceQueue(ws, workspaceStartTimeoutMs);
+    const on = workspaceQueue(ws, workspaceStartTimeoutMs);
     return {
-      dumpSource: activity('dumpSource', STEP_TITLES.dump, there),
-      restoreTarget: activity('restoreTarget', STEP_TITLES.restore, there),
-      removeDump: activity('removeDump', COMPENSATION_TITLES.removeDump, there),
+      dumpSource: on('dumpSource', STEP_TITLES.dump),
+      restoreTarget: on('restoreTarget', STEP_TITLES.restore),
+      removeDump: on('removeDump', COMPENSATION_TITLES.removeDump),
     };
   }
+
+  /** How the worker on `ws` was found gone during the `what`, for the warnings. */
+  const goneHow = (err: unknown, what: string, ws: WorkspaceClaim): string =>
+    workspaceGoneByPing(err)
+      ? `The worker on host ${ws.host} failed or stopped answering during the ${what}, and no worker ` +
+        `took a check on its queue within ${formatDuration(pingStartTimeoutOf(workspaceStartTimeoutMs))}`
+      : `No worker took the ${what} on host ${ws.host} within ${workspaceStartTimeout}`;
 
   const leftBehind = (ws: WorkspaceClaim): string =>
     `The dump could not be removed: no worker took the removal on host ${ws.host} within ` +
@@ -337,8 +345,8 @@ export async function migrationWorkflow(
       } catch (err) {
         if (!(err instanceof LostWorkspace) || !again) throw err;
         warn(
-          `No worker took the dump on host ${err.ws.host} within ${workspaceStartTimeout} (its worker seems ` +
-            'gone); claiming another worker and dumping there.',
+          `${goneHow(err.cause, 'dump', err.ws)} (its worker seems gone); claiming another worker and ` +
+            'dumping there.',
         );
         failure = undefined;
         continue;
@@ -350,8 +358,8 @@ export async function migrationWorkflow(
         if (!again) throw err;
         if (workspaceGone(err)) {
           warn(
-            `No worker took the restore on host ${made.ws.host}, where the dump lies, within ` +
-              `${workspaceStartTimeout} (its worker seems gone); claiming another worker and dumping again.`,
+            `${goneHow(err, 'restore', made.ws)}, where the dump lies (its worker seems gone); claiming ` +
+              'another worker and dumping again.',
           );
         } else if (failureType(err) === 'DumpMissingError') {
           warn(`The dump was not found where the restore ran (${describeFailure(err)}); dumping again.`);

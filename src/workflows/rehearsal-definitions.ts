@@ -125,7 +125,8 @@ export interface RehearsalWorkflowOptions {
   /**
    * How long the dumps, the restore and the dump's removal may wait for the worker that holds the dump to
    * take them (ms notation, default '5m'). Past it the rehearsal fails (and cleans up): it is cheap to run
-   * again, so it does not dump again elsewhere as a migration does.
+   * again, so it does not dump again elsewhere as a migration does. A worker that dies during one of them
+   * is noticed sooner, as in the migration (see workspace-queue.ts).
    */
   workspaceStartTimeout?: string;
 }

@@ -37,9 +37,11 @@ import {
   type RehearsalWorkflowOptions,
 } from './rehearsal-definitions';
 import { formatDuration } from '../lib/duration';
+import { isMalformedDumpError } from '../pg/restore-errors';
 import { allowancesFor } from '../lib/downtime-allowances';
 import { copyHandleOf, rehearsalHandleConflict, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
-import { onWorkspaceQueue, runInput, workspaceStartTimeoutOf } from './run-setup';
+import { runInput, workspaceStartTimeoutOf } from './run-setup';
+import { workspaceQueue } from './workspace-queue';
 import { stepTracker } from './step-tracker';
 
 const STEP_TITLES = Object.fromEntries(REHEARSAL_STEPS.map((s) => [s.name, s.title])) as Record<
@@ -155,12 +157,12 @@ export async function rehearsalWorkflow(
 
   /** What touches the dump runs on the queue of the worker that holds it (see the migration's). */
   function onWorkspace(ws: WorkspaceClaim) {
-    const there = onWorkspaceQueue(ws, workspaceStartTimeoutMs);
+    const on = workspaceQueue(ws, workspaceStartTimeoutMs);
     return {
-      warmUpDump: activity('dumpSource', STEP_TITLES.warmUpDump, there),
-      timedDump: activity('dumpSource', STEP_TITLES.timedDump, there),
-      restoreTarget: activity('restoreTarget', STEP_TITLES.restore, there),
-      removeDump: activity('removeDump', CLEANUP_TITLES.removeDump, there),
+      warmUpDump: on('dumpSource', STEP_TITLES.warmUpDump),
+      timedDump: on('dumpSource', STEP_TITLES.timedDump),
+      restoreTarget: on('restoreTarget', STEP_TITLES.restore),
+      removeDump: on('removeDump', CLEANUP_TITLES.removeDump),
     };
   }
 
@@ -390,10 +392,19 @@ export async function rehearsalWorkflow(
 
   function report(): RehearsalReport {
     const problems: string[] = [];
-    if (restoreErrors.unexpected.length > 0) {
+    const malformed = restoreErrors.unexpected.filter(isMalformedDumpError).length;
+    const fromSource = restoreErrors.unexpected.length - malformed;
+    if (fromSource > 0) {
       problems.push(
-        `the restore into PostgreSQL ${plan.target.version} had ${restoreErrors.unexpected.length} unexpected ` +
+        `the restore into PostgreSQL ${plan.target.version} had ${fromSource} unexpected ` +
           'error(s): fix them on the source (or list harmless ones in restore.expectedErrors) before migrating',
+      );
+    }
+    if (malformed > 0) {
+      problems.push(
+        `the restore into PostgreSQL ${plan.target.version} had ${malformed} unexpected error(s) showing that ` +
+          'the dump file itself is malformed (a defect of pgshift or pg_dumpall, or a corrupted file): do not ' +
+          "change the source for them; report them to pgshift's maintainers with the lines listed",
       );
     }
     if (verification && !verification.ok) {

@@ -1,6 +1,6 @@
 // What both workflows (migration and rehearsal) settle before their first step. Runs in the workflow sandbox.
-import { ApplicationFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
-import type { MigrationInput, WorkspaceClaim } from '../activities/contract';
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import type { MigrationInput } from '../activities/contract';
 import { parseDuration } from '../lib/duration';
 import { oneLine } from './failures';
 
@@ -26,13 +26,4 @@ export function workspaceStartTimeoutOf(option: string | undefined): { text: str
     );
   }
   return { text, ms };
-}
-
-/**
- * Options for what touches the dump file: it runs on the queue of the worker that holds it. Only workers on
- * that host and work directory poll the queue, so when they are gone nothing takes the task: the
- * schedule-to-start timeout is how the workflow notices.
- */
-export function onWorkspaceQueue(ws: WorkspaceClaim, startTimeoutMs: number): ActivityOptions {
-  return { taskQueue: ws.taskQueue, scheduleToStartTimeout: startTimeoutMs };
 }
