@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -48,6 +48,32 @@ test('an Aptible plan without source.environment is refused with exit 2 before a
   const res = await pgshift(['start', '-f', file], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
   expect(res.code).toBe(2);
   expect(res.stderr).toMatch(/source\.environment: is required for platform "aptible"/);
+});
+
+test('a workflow id that is not one plain word exits 2 naming --id, before contacting Temporal', async () => {
+  const plan = join(dir, 'ok.yaml');
+  await writeFile(plan, 'platform: local\nsource: { handle: a }\ntarget: { handle: b, version: 17 }\n');
+  for (const id of ['..', '.', 'a/b', '-x', 'x'.repeat(201)]) {
+    for (const command of ['start', 'rehearse']) {
+      const res = await pgshift([command, '-f', plan, '--id', id], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+      expect({ command, id, code: res.code }).toEqual({ command, id, code: 2 });
+      expect(res.stderr).toMatch(
+        /option '--id <id>' argument .* is invalid\. a workflow id must be 1-200 characters/,
+      );
+    }
+  }
+  const status = await pgshift(['status', '../x'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  expect(status.code).toBe(2);
+  expect(status.stderr).toMatch(/argument 'id'\. a workflow id must be/);
+});
+
+test('a plan file over 1 MiB exits 2 naming its size and the cap, without parsing it', async () => {
+  const plan = join(dir, 'huge.yaml');
+  await writeFile(plan, 'platform: local\n#');
+  await truncate(plan, 50 * 1024 * 1024);
+  const res = await pgshift(['start', '-f', plan], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  expect(res.code).toBe(2);
+  expect(res.stderr).toContain(`plan file ${plan} is 52428800 bytes, more than the 1048576 bytes (1 MiB)`);
 });
 
 test('cutover and abort of an unknown migration exit 2', async () => {
@@ -124,10 +150,13 @@ test('dev runs a dev server with its UI and a worker until Ctrl-C, keeping histo
   expect(await exited).toBe(0);
 });
 
-test('local destroy asks for --yes, then removes every database of the home', async () => {
+test("local destroy asks for --yes, then removes every database of the home and keeps the dev server's files", async () => {
   const home = join(dir, 'destroy-home');
   const local = (args: string[]) => runPgshift(['local', ...args], home);
   expect((await local(['db:create', 'doomed', '--version', '14'])).code).toBe(0);
+  // What `pgshift dev` keeps in the home: not the local platform's to delete.
+  await writeFile(join(home, 'temporal.db'), 'history');
+  await writeFile(join(home, 'temporal.log'), 'log');
   const { stdout } = await local(['db:list', '--json']);
   const [db] = JSON.parse(stdout) as { handle: string; port: number }[];
   expect(db.handle).toBe('doomed');
@@ -137,7 +166,18 @@ test('local destroy asks for --yes, then removes every database of the home', as
   expect(refused.stderr).toMatch(/--yes/);
   expect(JSON.parse((await local(['db:list', '--json'])).stdout)).toHaveLength(1);
 
+  const destroyed = await local(['destroy', '--yes']);
+  expect(destroyed.code).toBe(0);
+  expect(destroyed.stderr).toContain(
+    `Kept in ${home}, as they are not the local platform's: temporal.db (the dev server's history), temporal.log (the dev server's log)`,
+  );
+  expect((await readdir(home)).sort()).toEqual(['temporal.db', 'temporal.log']);
+  expect(JSON.parse((await local(['db:list', '--json'])).stdout)).toEqual([]);
+
+  // A home holding nothing else goes entirely.
+  await rm(join(home, 'temporal.db'));
+  await rm(join(home, 'temporal.log'));
+  expect((await local(['db:create', 'doomed', '--version', '14'])).code).toBe(0);
   expect((await local(['destroy', '--yes'])).code).toBe(0);
   expect(existsSync(home)).toBe(false);
-  expect(JSON.parse((await local(['db:list', '--json'])).stdout)).toEqual([]);
 });

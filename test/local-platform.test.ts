@@ -2,7 +2,7 @@
 // shared by the cases below (each costs seconds and the machine has two cores).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -76,6 +76,17 @@ async function isAlive(pid: number): Promise<boolean> {
 async function procUid(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
+}
+
+/** Live processes (not zombies) whose environment holds `entry`, e.g. "PGSHIFT_APP=writer". */
+async function processesWithEnv(entry: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const environ = await readFile(`/proc/${name}/environ`, 'latin1').catch(() => '');
+    if (environ.split('\0').includes(entry) && (await isAlive(Number(name)))) found.push(Number(name));
+  }
+  return found.sort((a, b) => a - b);
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -411,8 +422,38 @@ describe('local apps', () => {
       /service "web" not found in app "writer"/,
     );
     await expect(platform.scaleService('writer', 'cmd', -1, ENV)).rejects.toThrow(BadInputError);
+    await expect(platform.scaleService('writer', 'cmd', 33, ENV)).rejects.toThrow(
+      /more than the local platform runs per service \(32\)/,
+    );
+    await expect(
+      platform.createApp('nowhere', { web: 'true' }, ENV, { cwd: join(home, 'no-such-dir') }),
+    ).rejects.toThrow(/working directory .* is not a directory/);
     await expect(platform.setConfig('nope', { A: '1' }, ENV)).rejects.toThrow(NotFoundError);
     await expect(platform.setConfig('writer', { 'NOT-A-NAME': '1' }, ENV)).rejects.toThrow(BadInputError);
+  });
+});
+
+describe('a home that already exists', () => {
+  test('a PGSHIFT_HOME made beforehand with mode 0755 serves the first db:create, and keeps its mode', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'pgshift-home-0755-'));
+    await chmod(own, 0o755);
+    const local = createLocalPlatform({ home: own });
+    try {
+      const db = await local.createDatabase({
+        handle: 'first',
+        environment: ENV,
+        version: '14',
+        diskSizeGb: 1,
+        containerSizeMb: 256,
+        createdBy: 'test',
+      });
+      expect(db.running).toBe(true);
+      expect((await stat(own)).mode & 0o777).toBe(0o755);
+      expect(await query(await local.databaseUrl('first', ENV), 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    } finally {
+      await local.destroy();
+      await rm(own, { recursive: true, force: true });
+    }
   });
 });
 
@@ -496,6 +537,77 @@ describe('pgshift local (the CLI)', () => {
     expect(unknown.stderr).toMatch(/database "nope" not found/);
     expect((await cli('apps:scale', 'web', '--app', 'nope', '--container-count', '1')).code).toBe(2);
     expect((await cli('apps:scale', 'web', '--app', 'cliapp', '--container-count', 'many')).code).toBe(2);
+  });
+
+  test('db:create takes the handles a plan takes, and only versions it has; nothing is made otherwise', async () => {
+    const before = await platform.listDatabases();
+    const refused: Array<[string[], RegExp]> = [
+      [['db:create', 'Upper', '--version', '14'], /argument 'handle'\. It must be 1-63 characters of a-z/],
+      [['db:create', 'a'.repeat(64), '--version', '14'], /argument 'handle'\. It must be 1-63 characters/],
+      [
+        ['db:create', 'ok-name', '--version', 'abc'],
+        /option '--version <version>' argument 'abc' is invalid/,
+      ],
+      [
+        ['db:create', 'ok-name', '--version', '99'],
+        /'--version 99': PostgreSQL 99 is not available .*14.*17/,
+      ],
+      [['db:create', 'ok-name', '--version', '14', '--environment', '../up'], /option '--environment/],
+      [['db:url', '..'], /argument 'handle'/],
+      [['backup:purge', '../1'], /A backup id is a number/],
+      [['apps:scale', 'web', '--app', 'Cliapp', '--container-count', '1'], /option '--app <app>'/],
+    ];
+    for (const [args, message] of refused) {
+      const res = await cli(...args);
+      expect({ args, code: res.code }).toEqual({ args, code: 2 });
+      expect(res.stderr).toMatch(message);
+    }
+    expect(await platform.listDatabases()).toEqual(before);
+  });
+
+  test('apps:scale refuses more containers than the local maximum, starting none', async () => {
+    const res = await cli('apps:scale', 'web', '--app', 'cliapp', '--container-count', '100000');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/'--container-count <n>' argument '100000' is invalid\. .*at most 32/);
+    expect((await platform.listServices(ENV)).find((s) => s.app === 'cliapp')?.containerCount).toBe(2);
+  });
+
+  test('deprovisioning what does not exist says so on stderr and succeeds', async () => {
+    const db = await cli('db:deprovision', 'never-was');
+    expect(db.code).toBe(0);
+    expect(db.stderr).toMatch(/database never-was not found in environment local: nothing to deprovision/);
+    const app = await cli('apps:deprovision', '--app', 'never-was');
+    expect(app.code).toBe(0);
+    expect(app.stderr).toMatch(/app never-was not found in environment local: nothing to deprovision/);
+    const backup = await cli('backup:purge', '999999');
+    expect(backup.code).toBe(0);
+    expect(backup.stderr).toMatch(/backup 999999 not found: nothing to purge/);
+  });
+
+  test('a scale killed right after starting a container leaves none untracked: the next scale finds it', async () => {
+    const cwd = join(home, 'killed-scale');
+    await mkdir(cwd, { recursive: true });
+    // The first container kills the CLI that starts it ($PPID) before that CLI can record its pid.
+    const command = '[ -e killed ] || { touch killed; kill -KILL $PPID; }; exec sleep 300';
+    expect((await cli('apps:create', 'killed', '--service', `web=${command}`, '--cwd', cwd)).code).toBe(0);
+    const killed = await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '3');
+    expect(killed.code).not.toBe(0);
+    await waitFor(
+      'the orphaned container',
+      async () => (await processesWithEnv('PGSHIFT_APP=killed')).length === 1,
+    );
+    const [orphan] = await processesWithEnv('PGSHIFT_APP=killed');
+
+    expect((await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '2')).code).toBe(0);
+    const service = (await platform.listApps(ENV)).find((a) => a.app === 'killed')!.services[0];
+    expect(service.pids).toContain(orphan);
+    expect(await processesWithEnv('PGSHIFT_APP=killed')).toEqual([...service.pids].sort((a, b) => a - b));
+
+    expect((await cli('apps:deprovision', '--app', 'killed')).code).toBe(0);
+    await waitFor(
+      'no process of the app',
+      async () => (await processesWithEnv('PGSHIFT_APP=killed')).length === 0,
+    );
   });
 
   test('down stops every cluster and process of the home', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { BadInputError } from '../src/errors';
 import { parseDuration } from '../src/lib/duration';
 import { DURATION_PATTERN, buildPlanJsonSchema, renderPlanJsonSchema } from '../src/plan/json-schema';
-import { loadPlanFile, validatePlan } from '../src/plan/load';
+import { loadPlanFile, MAX_PLAN_BYTES, validatePlan } from '../src/plan/load';
 import type { PlanInput } from '../src/plan/schema';
 
 interface SchemaNode {
@@ -55,6 +55,7 @@ describe('validatePlan', () => {
       services: [],
       config: [],
       restore: {},
+      accept: { skipDatabases: [] },
       cutover: { confirm: true, timeout: '24h', onTimeout: 'abort' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
@@ -268,6 +269,34 @@ describe('loadPlanFile', () => {
     expect(() => loadPlanFile(path)).toThrow(`${path} is not valid YAML or JSON: `);
   });
 
+  it('refuses a file larger than the cap before reading it, naming its size and the cap', () => {
+    // 50 MB of a valid plan padded with a comment: parsing it is what took minutes and gigabytes.
+    const path = join(dir, 'huge.yaml');
+    writeFileSync(path, `platform: local\nsource: { handle: a }\ntarget: { handle: b, version: 17 }\n#`);
+    truncateSync(path, 50 * 1024 * 1024);
+    const started = Date.now();
+    expect(() => loadPlanFile(path)).toThrow(BadInputError);
+    expect(() => loadPlanFile(path)).toThrow(
+      `plan file ${path} is 52428800 bytes, more than the ${MAX_PLAN_BYTES} bytes (1 MiB) a plan may have`,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('accepts a plan of exactly the cap, and refuses one byte more', () => {
+    const text = 'platform: local\nsource: { handle: a }\ntarget: { handle: b, version: 17 }\n#';
+    const atCap = planFile('at-cap.yaml', text.padEnd(MAX_PLAN_BYTES, 'x'));
+    expect(loadPlanFile(atCap).source.handle).toBe('a');
+    const over = planFile('over-cap.yaml', text.padEnd(MAX_PLAN_BYTES + 1, 'x'));
+    expect(() => loadPlanFile(over)).toThrow(`is ${MAX_PLAN_BYTES + 1} bytes, more than the`);
+  });
+
+  it('reads no more than the cap from a file without a size (a device)', () => {
+    // /dev/zero never ends: reading it whole would never return.
+    expect(() => loadPlanFile('/dev/zero')).toThrow(
+      `plan file /dev/zero is over ${MAX_PLAN_BYTES} bytes, more than the`,
+    );
+  });
+
   it('names a file that does not exist', () => {
     const path = join(dir, 'missing.yaml');
     expect(() => loadPlanFile(path)).toThrow(BadInputError);
@@ -301,6 +330,7 @@ describe('the example plans', () => {
       services: [{ app: 'writer', service: 'cmd' }],
       config: [{ app: 'writer', variable: 'DB_URL' }],
       restore: {},
+      accept: { skipDatabases: [] },
       cutover: { confirm: true, timeout: '1h', onTimeout: 'abort' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
@@ -320,6 +350,7 @@ describe('the example plans', () => {
       services: [{ app: 'my-app', service: 'cmd' }],
       config: [{ app: 'my-app', variable: 'DB_URL' }],
       restore: {},
+      accept: { skipDatabases: [] },
       cutover: { confirm: true, timeout: '24h', onTimeout: 'abort' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { MigrationInput } from './contract';
 import type { DatabaseInfo, Platform } from '../platform/platform';
-import { PlatformError } from '../errors';
+import { BadInputError, PlatformError } from '../errors';
+import { pathWithin } from '../lib/path-component';
 
 /** What the activities need from the worker that runs them. */
 export interface ActivityDeps {
@@ -20,8 +21,23 @@ export function platformOf(deps: ActivityDeps, input: MigrationInput): Platform 
   return deps.platformFor(input.plan.platform);
 }
 
+/**
+ * `<work dir>/dumps/<migration id>/dump.sql`. Its directory is removed with everything in it when the
+ * migration ends, so it must be the migration's own: an id that would name the work directory, `dumps`
+ * or anything outside them is refused (non-retryable) before anything is written or removed.
+ */
 export function dumpPathOf(deps: ActivityDeps, input: MigrationInput): string {
-  return join(deps.workDir, 'dumps', safeName(input.migrationId), 'dump.sql');
+  try {
+    return join(
+      pathWithin(join(deps.workDir, 'dumps'), 'migration id', safeName(input.migrationId)),
+      'dump.sql',
+    );
+  } catch (err) {
+    throw new BadInputError(
+      `${(err as Error).message}; start the migration again with an --id of letters, digits, ".", "_" or "-" ` +
+        'that starts with a letter or digit',
+    );
+  }
 }
 
 /** The label a platform stores on what this run creates (see MigrationInput.runId). */

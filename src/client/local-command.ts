@@ -4,11 +4,13 @@ import { BadInputError } from '../errors';
 import { redact } from '../lib/redact';
 import {
   createLocalPlatform,
+  MAX_CONTAINERS_PER_SERVICE,
   type LocalAppInfo,
   type LocalBackupInfo,
   type LocalDatabaseInfo,
   type LocalPlatform,
 } from '../platform/local';
+import { handleProblem, serviceNameProblem } from '../platform/local/names';
 import { exitCodeFor } from './exit';
 
 // `pgshift local ...`: the local platform driven with the Aptible CLI's verbs and options, so the guide's
@@ -33,7 +35,14 @@ export function localCommand(): Command {
   const sub = (name: string, description: string) =>
     local.command(name).description(description).showHelpAfterError().exitOverride(usageError);
   const withEnv = (cmd: Command) =>
-    cmd.option('--environment <handle>', 'environment the resource belongs to', DEFAULT_ENVIRONMENT);
+    cmd.option(
+      '--environment <handle>',
+      'environment the resource belongs to',
+      handleArg,
+      DEFAULT_ENVIRONMENT,
+    );
+  const envFilter = (cmd: Command) =>
+    cmd.option('--environment <handle>', 'only this environment', handleArg);
 
   local.showHelpAfterError().exitOverride(usageError);
 
@@ -43,8 +52,14 @@ export function localCommand(): Command {
     }),
   );
 
-  withEnv(sub('db:create', 'create a database: a PostgreSQL cluster of its own').argument('<handle>'))
-    .requiredOption('--version <version>', 'PostgreSQL major version (see db:versions)')
+  withEnv(
+    sub('db:create', 'create a database: a PostgreSQL cluster of its own').argument(
+      '<handle>',
+      '',
+      handleArg,
+    ),
+  )
+    .requiredOption('--version <version>', 'PostgreSQL major version (see db:versions)', majorVersion)
     .option('--disk-size <gb>', 'recorded only: local databases use the disk they need', positiveInt, 10)
     .option('--container-size <mb>', 'recorded only', positiveInt, 1024)
     .option(
@@ -57,10 +72,18 @@ export function localCommand(): Command {
         opts: EnvOpts & { version: string; diskSize: number; containerSize: number; createdBy?: string },
       ) =>
         run(async () => {
+          const local = platform();
+          const versions = await local.listVersions();
+          if (!versions.includes(opts.version)) {
+            throw new BadInputError(
+              `option '--version ${opts.version}': PostgreSQL ${opts.version} is not available on the local platform ` +
+                `(available: ${versions.join(', ') || 'none'}; see db:versions)`,
+            );
+          }
           info(
             `Provisioning PostgreSQL ${opts.version} database ${handle} in environment ${opts.environment}...`,
           );
-          const db = await platform().createDatabase({
+          const db = await local.createDatabase({
             handle,
             environment: opts.environment,
             version: opts.version,
@@ -73,8 +96,7 @@ export function localCommand(): Command {
         }),
     );
 
-  sub('db:list', 'list databases')
-    .option('--environment <handle>', 'only this environment')
+  envFilter(sub('db:list', 'list databases'))
     .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
     .action((opts: Partial<EnvOpts> & JsonOpts) =>
       run(async () => {
@@ -88,22 +110,32 @@ export function localCommand(): Command {
       }),
     );
 
-  withEnv(sub('db:url', "print a database's URL (it holds the password)").argument('<handle>')).action(
-    (handle: string, opts: EnvOpts) =>
-      run(async () => {
-        out(await platform().databaseUrl(handle, opts.environment));
-      }),
+  withEnv(
+    sub('db:url', "print a database's URL (it holds the password)").argument('<handle>', '', handleArg),
+  ).action((handle: string, opts: EnvOpts) =>
+    run(async () => {
+      out(await platform().databaseUrl(handle, opts.environment));
+    }),
   );
 
-  withEnv(sub('db:deprovision', 'stop a database and delete its data').argument('<handle>')).action(
-    (handle: string, opts: EnvOpts) =>
-      run(async () => {
-        info(`Deprovisioning ${handle}...`);
-        await platform().deprovisionDatabase(handle, opts.environment);
-      }),
+  withEnv(
+    sub('db:deprovision', 'stop a database and delete its data').argument('<handle>', '', handleArg),
+  ).action((handle: string, opts: EnvOpts) =>
+    run(async () => {
+      info(`Deprovisioning ${handle}...`);
+      if (!(await platform().deprovisionDatabaseIfAny(handle, opts.environment))) {
+        warn(`database ${handle} not found in environment ${opts.environment}: nothing to deprovision`);
+      }
+    }),
   );
 
-  withEnv(sub('db:backup', 'take a backup of a database: a physical base backup').argument('<handle>'))
+  withEnv(
+    sub('db:backup', 'take a backup of a database: a physical base backup').argument(
+      '<handle>',
+      '',
+      handleArg,
+    ),
+  )
     .alias('backup:create')
     .action((handle: string, opts: EnvOpts) =>
       run(async () => {
@@ -112,7 +144,7 @@ export function localCommand(): Command {
       }),
     );
 
-  withEnv(sub('backup:list', "list a database's backups, newest first").argument('<handle>'))
+  withEnv(sub('backup:list', "list a database's backups, newest first").argument('<handle>', '', handleArg))
     .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
     .action((handle: string, opts: EnvOpts & JsonOpts) =>
       run(async () => {
@@ -123,9 +155,17 @@ export function localCommand(): Command {
     );
 
   sub('backup:restore', 'restore a backup into a new database')
-    .argument('<backup_id>')
-    .option('--handle <handle>', 'a name for the new database (default: <database>-at-<time of the backup>)')
-    .option('--environment <handle>', "environment to restore to (default: the backed-up database's)")
+    .argument('<backup_id>', '', backupIdArg)
+    .option(
+      '--handle <handle>',
+      'a name for the new database (default: <database>-at-<time of the backup>)',
+      handleArg,
+    )
+    .option(
+      '--environment <handle>',
+      "environment to restore to (default: the backed-up database's)",
+      handleArg,
+    )
     .option('--container-size <mb>', "recorded only (default: the backed-up database's)", positiveInt)
     .option('--disk-size <gb>', "recorded only (default: the backed-up database's)", positiveInt)
     .option(
@@ -160,8 +200,7 @@ export function localCommand(): Command {
         }),
     );
 
-  sub('backup:orphaned', 'list backups of deprovisioned databases, newest first')
-    .option('--environment <handle>', 'only this environment')
+  envFilter(sub('backup:orphaned', 'list backups of deprovisioned databases, newest first'))
     .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
     .action((opts: Partial<EnvOpts> & JsonOpts) =>
       run(async () => {
@@ -172,15 +211,17 @@ export function localCommand(): Command {
     );
 
   sub('backup:purge', 'permanently delete a backup (succeeds when it is already gone)')
-    .argument('<backup_id>')
+    .argument('<backup_id>', '', backupIdArg)
     .action((id: string) =>
       run(async () => {
         info(`Purging backup ${id}`);
-        await platform().purgeBackup(id);
+        if (!(await platform().purgeBackupIfAny(id))) warn(`backup ${id} not found: nothing to purge`);
       }),
     );
 
-  withEnv(sub('apps:create', 'create an app whose services are shell commands').argument('<app>'))
+  withEnv(
+    sub('apps:create', 'create an app whose services are shell commands').argument('<app>', '', handleArg),
+  )
     .requiredOption('--service <NAME=COMMAND>', 'a service and its command (repeatable)', collectService, {})
     .option('--cwd <dir>', "working directory of the app's processes (default: the current directory)")
     .action((app: string, opts: EnvOpts & { service: Record<string, string>; cwd?: string }) =>
@@ -190,8 +231,7 @@ export function localCommand(): Command {
       }),
     );
 
-  sub('apps', 'list apps with their services and container counts')
-    .option('--environment <handle>', 'only this environment')
+  envFilter(sub('apps', 'list apps with their services and container counts'))
     .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
     .action((opts: Partial<EnvOpts> & JsonOpts) =>
       run(async () => {
@@ -201,9 +241,13 @@ export function localCommand(): Command {
       }),
     );
 
-  withEnv(sub('apps:scale', 'scale a service to a number of processes').argument('<service>'))
-    .requiredOption('--app <app>', 'the app')
-    .requiredOption('--container-count <n>', 'processes to run', nonNegativeInt)
+  withEnv(sub('apps:scale', 'scale a service to a number of processes').argument('<service>', '', serviceArg))
+    .requiredOption('--app <app>', 'the app', handleArg)
+    .requiredOption(
+      '--container-count <n>',
+      `processes to run, at most ${MAX_CONTAINERS_PER_SERVICE} per service locally`,
+      containerCount,
+    )
     .action((service: string, opts: EnvOpts & { app: string; containerCount: number }) =>
       run(async () => {
         info(`Scaling ${opts.app} ${service} to ${opts.containerCount} container(s)...`);
@@ -212,16 +256,18 @@ export function localCommand(): Command {
     );
 
   withEnv(sub('apps:deprovision', "stop an app's processes and delete it"))
-    .requiredOption('--app <app>', 'the app')
+    .requiredOption('--app <app>', 'the app', handleArg)
     .action((opts: EnvOpts & { app: string }) =>
       run(async () => {
         info(`Deprovisioning ${opts.app}...`);
-        await platform().deprovisionApp(opts.app, opts.environment);
+        if (!(await platform().deprovisionApp(opts.app, opts.environment))) {
+          warn(`app ${opts.app} not found in environment ${opts.environment}: nothing to deprovision`);
+        }
       }),
     );
 
   withEnv(sub('config', "print an app's configuration (values may be secrets)"))
-    .requiredOption('--app <app>', 'the app')
+    .requiredOption('--app <app>', 'the app', handleArg)
     .option('--json', 'JSON output (also APTIBLE_OUTPUT_FORMAT=json)')
     .action((opts: EnvOpts & JsonOpts & { app: string }) =>
       run(async () => {
@@ -236,7 +282,7 @@ export function localCommand(): Command {
       '<KEY=VALUE...>',
     ),
   )
-    .requiredOption('--app <app>', 'the app')
+    .requiredOption('--app <app>', 'the app', handleArg)
     .action((pairs: string[], opts: EnvOpts & { app: string }) =>
       run(async () => {
         const vars = Object.fromEntries(pairs.map(parsePair));
@@ -262,7 +308,14 @@ export function localCommand(): Command {
             `destroy deletes every database and backup under ${platform().home}; run it again with --yes to confirm`,
           );
         }
-        await platform().destroy();
+        const local = platform();
+        const { kept } = await local.destroy();
+        info(`Destroyed every database, backup and app of ${local.home}`);
+        if (kept.length > 0) {
+          info(
+            `Kept in ${local.home}, as they are not the local platform's: ${kept.map(describeKept).join(', ')}`,
+          );
+        }
       }),
     );
 
@@ -399,6 +452,19 @@ function info(line: string): void {
   process.stderr.write(`INFO -- : ${line}\n`);
 }
 
+function warn(line: string): void {
+  process.stderr.write(`WARN -- : ${line}\n`);
+}
+
+/** What a file `local destroy` leaves in the home is for, when pgshift knows it. */
+function describeKept(name: string): string {
+  if (name === 'temporal.db' || name.startsWith('temporal.db-')) return `${name} (the dev server's history)`;
+  if (name === 'temporal.log') return `${name} (the dev server's log)`;
+  if (name === 'temporal.pid') return `${name} (the dev server's process id)`;
+  if (name === 'work') return `${name} (migration dumps of workers using this home)`;
+  return name;
+}
+
 // ---- arguments and exit codes ----
 
 async function run(body: () => Promise<void>): Promise<void> {
@@ -426,6 +492,40 @@ function collectService(spec: string, previous: Record<string, string>): Record<
   const eq = spec.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError('expected NAME=COMMAND, e.g. --service web="node server.js"');
   return { ...previous, [spec.slice(0, eq)]: spec.slice(eq + 1) };
+}
+
+function handleArg(value: string): string {
+  const problem = handleProblem(value);
+  if (problem) throw new InvalidArgumentError(`It ${problem}.`);
+  return value;
+}
+
+function serviceArg(value: string): string {
+  const problem = serviceNameProblem(value);
+  if (problem) throw new InvalidArgumentError(`It ${problem}.`);
+  return value;
+}
+
+function backupIdArg(value: string): string {
+  if (!/^[1-9]\d{0,15}$/.test(value))
+    throw new InvalidArgumentError('A backup id is a number (see backup:list).');
+  return value;
+}
+
+function majorVersion(value: string): string {
+  if (!/^\d{1,3}$/.test(value))
+    throw new InvalidArgumentError('It must be a PostgreSQL major version such as 17.');
+  return value;
+}
+
+function containerCount(value: string): number {
+  const n = nonNegativeInt(value);
+  if (n > MAX_CONTAINERS_PER_SERVICE) {
+    throw new InvalidArgumentError(
+      `The local platform runs at most ${MAX_CONTAINERS_PER_SERVICE} processes per service.`,
+    );
+  }
+  return n;
 }
 
 function nonNegativeInt(value: string): number {

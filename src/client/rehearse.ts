@@ -24,7 +24,7 @@ import {
 } from '../workflows/rehearsal-definitions';
 import type { rehearsalWorkflow } from '../workflows';
 import { RefusedError } from './exit';
-import { SUPPORTED_PLATFORMS } from './migration-id';
+import { checkWorkflowId, SUPPORTED_PLATFORMS } from './migration-id';
 import { formatReport } from './rehearsal-report';
 import { ensureSearchAttributes, sourceSearchAttribute, type StartOptions } from './start';
 import { connectClient } from './temporal-client';
@@ -51,7 +51,7 @@ export async function startRehearsal(
   options: StartOptions = {},
 ): Promise<WorkflowHandle<typeof rehearsalWorkflow>> {
   checkRehearsable(plan);
-  const rehearsalId = options.id ?? rehearsalIdFor(plan);
+  const rehearsalId = checkWorkflowId(options.id ?? rehearsalIdFor(plan));
   const input: MigrationInput = { migrationId: rehearsalId, plan };
   const searchAttributes = await ensureSearchAttributes(client);
   try {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { BadInputError } from '../errors';
@@ -48,14 +48,15 @@ function defaultsThatDoNotApply(raw: unknown): string[] {
     : [];
 }
 
+/**
+ * A plan is a few lines of YAML; a file past this is the wrong file, and parsing it would cost minutes and
+ * gigabytes before the schema refuses it.
+ */
+export const MAX_PLAN_BYTES = 1024 * 1024;
+
 /** Reads a YAML or JSON plan file (JSON is YAML, so one parser serves both). */
 export function loadPlanFile(path: string): Plan {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new BadInputError(`cannot read plan file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
+  const text = readPlanText(path);
   let raw: unknown;
   try {
     raw = parseYaml(text);
@@ -63,4 +64,44 @@ export function loadPlanFile(path: string): Plan {
     throw new BadInputError(`${path} is not valid YAML or JSON: ${(err as Error).message}`);
   }
   return validatePlan(raw, path);
+}
+
+/** The file's text, refused past MAX_PLAN_BYTES without reading more than one byte beyond it. */
+function readPlanText(path: string): string {
+  const cannotRead = (err: unknown) =>
+    new BadInputError(`cannot read plan file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  const tooLarge = (size: string) =>
+    new BadInputError(
+      `plan file ${path} is ${size}, more than the ${MAX_PLAN_BYTES} bytes (1 MiB) a plan may have; ` +
+        'a plan is a few lines of YAML or JSON: check the path given to -f',
+    );
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    throw cannotRead(err);
+  }
+  if (size > MAX_PLAN_BYTES) throw tooLarge(`${size} bytes`);
+  // The size may grow meanwhile, and a device or a pipe has none: read at most one byte past the cap.
+  const buffer = Buffer.alloc(MAX_PLAN_BYTES + 1);
+  let length = 0;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw cannotRead(err);
+  }
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      length += n;
+      if (n === 0 || length === buffer.length) break;
+    }
+  } catch (err) {
+    throw cannotRead(err);
+  } finally {
+    closeSync(fd);
+  }
+  if (length > MAX_PLAN_BYTES) throw tooLarge(`over ${MAX_PLAN_BYTES} bytes`);
+  return buffer.subarray(0, length).toString('utf8');
 }

@@ -5,7 +5,8 @@ import { parseDuration } from '../lib/duration';
 // to the operator's judgement: which services to stop, which config to repoint, how to cut over and clean up.
 // It holds handles only, never credentials: it travels in Temporal history.
 
-const handle = z
+/** A handle (database, environment, app): the local platform holds its own names to the same rule. */
+export const handle = z
   .string()
   .regex(
     /^[a-z0-9][a-z0-9._-]{0,62}$/,

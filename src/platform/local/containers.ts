@@ -5,7 +5,14 @@ import { dirname } from 'node:path';
 import { PlatformError } from '../../errors';
 import { ensureDir } from './files';
 import type { ContainerRecord } from './state';
-import { isProcessAlive, procInfo, processGroupMembers, signalGroup, sleep } from './proc';
+import {
+  isProcessAlive,
+  procInfo,
+  processesWithEnvEntry,
+  processGroupMembers,
+  signalGroup,
+  sleep,
+} from './proc';
 
 // A local "container" is one detached process group running the service command through /bin/sh.
 // Detached (its own session) so it outlives the CLI invocation that scaled it up, and so a stop can
@@ -13,6 +20,8 @@ import { isProcessAlive, procInfo, processGroupMembers, signalGroup, sleep } fro
 
 export interface ContainerLaunch {
   index: number;
+  /** Unique to this container, in its environment: finds it when its pid could not be recorded. */
+  tag: string;
   command: string;
   cwd: string;
   env: Record<string, string>;
@@ -22,6 +31,8 @@ export interface ContainerLaunch {
 // What a service inherits from pgshift's own environment: enough to find programs, nothing else
 // (Aptible containers only see their app's configuration).
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER'];
+
+const TAG_VARIABLE = 'PGSHIFT_CONTAINER_TAG';
 
 export function baseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -47,7 +58,7 @@ export async function startContainer(launch: ContainerLaunch): Promise<Container
   try {
     const child = spawn('/bin/sh', ['-c', launch.command], {
       cwd: launch.cwd,
-      env: launch.env,
+      env: { ...launch.env, [TAG_VARIABLE]: launch.tag },
       detached: true,
       stdio: ['ignore', log, log],
     });
@@ -58,10 +69,29 @@ export async function startContainer(launch: ContainerLaunch): Promise<Container
     child.unref();
     const pid = child.pid as number;
     const info = await procInfo(pid);
-    return { index: launch.index, pid, startTime: info?.startTime, startedAt: new Date().toISOString() };
+    return {
+      index: launch.index,
+      pid,
+      startTime: info?.startTime,
+      startedAt: new Date().toISOString(),
+      tag: launch.tag,
+    };
   } finally {
     closeSync(log);
   }
+}
+
+/**
+ * The container started with `tag`, if it runs: the leader of its process group (the shell), which every
+ * process it started inherits the tag from. Finds a container whose starter was killed before it could
+ * record the pid.
+ */
+export async function findTaggedContainer(
+  tag: string,
+): Promise<{ pid: number; startTime: string } | undefined> {
+  const members = await processesWithEnvEntry(`${TAG_VARIABLE}=${tag}`);
+  const leader = members.find((p) => p.pgrp === p.pid);
+  return leader && { pid: leader.pid, startTime: leader.startTime };
 }
 
 export function isContainerAlive(container: ContainerRecord): Promise<boolean> {

@@ -13,7 +13,9 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
  * then renamed over the target (rename is atomic within a file system).
  */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
-  await ensureDir(dirname(path));
+  // The directory's mode is set only if it is made here: forcing 0700 on an existing home (the state
+  // file's directory) once hid the clusters under it from the PostgreSQL OS user mid-create.
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await writeFile(tmp, data, { mode, flush: true });

@@ -1,5 +1,6 @@
 export {
   LocalPlatform,
+  MAX_CONTAINERS_PER_SERVICE,
   createLocalPlatform,
   type CreateAppOptions,
   type LocalAppInfo,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathWithin } from '../../lib/path-component';
 
 /** The pgshift home: explicit option, then PGSHIFT_HOME, then ~/.pgshift. */
 export function resolvePgshiftHome(explicit?: string): string {
@@ -28,19 +29,25 @@ export class HomeLayout {
     return join(this.home, 'clusters');
   }
 
+  // Names come from input: each path below is checked to stay inside its directory (see pathWithin).
   databasePasswordFile(environment: string, handle: string): string {
-    return join(this.secretsDir, environment, `db-${handle}.password`);
+    return pathWithin(
+      this.secretsDir,
+      'environment or database handle',
+      environment,
+      `db-${handle}.password`,
+    );
   }
   /** The admin password of a backed-up database as it was when the backup was taken. */
   backupPasswordFile(id: string): string {
     // "_backups" cannot be an environment's directory: handles start with a letter or digit.
-    return join(this.secretsDir, '_backups', `backup-${id}.password`);
+    return pathWithin(this.secretsDir, 'backup id', '_backups', `backup-${id}.password`);
   }
   appConfigFile(environment: string, app: string): string {
-    return join(this.secretsDir, environment, `app-${app}.config.json`);
+    return pathWithin(this.secretsDir, 'environment or app handle', environment, `app-${app}.config.json`);
   }
   serviceLogFile(environment: string, app: string, service: string): string {
-    return join(this.logsDir, environment, app, `${service}.log`);
+    return pathWithin(this.logsDir, 'environment, app or service name', environment, app, `${service}.log`);
   }
   lockDir(kind: string, ...parts: string[]): string {
     // Hashed so that any handle maps to one flat, safe directory name.

@@ -47,6 +47,25 @@ export async function processGroupMembers(pgid: number): Promise<number[]> {
   return members;
 }
 
+/** Live processes whose environment holds `entry` ("NAME=value"), readable by this user. */
+export async function processesWithEnvEntry(entry: string): Promise<ProcInfo[]> {
+  if (!hasProc()) return [];
+  const found: ProcInfo[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let environ: string;
+    try {
+      environ = await readFile(`/proc/${name}/environ`, 'latin1');
+    } catch {
+      continue; // gone, or another user's
+    }
+    if (!environ.split('\0').includes(entry)) continue;
+    const info = await procInfo(Number(name));
+    if (info && info.state !== 'Z' && info.state !== 'X') found.push(info);
+  }
+  return found;
+}
+
 export async function processCwd(pid: number): Promise<string | undefined> {
   try {
     return await readlink(`/proc/${pid}/cwd`);

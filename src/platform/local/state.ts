@@ -26,6 +26,15 @@ export interface ContainerRecord {
   /** From /proc: tells the recorded process apart from a later one that reuses its pid. */
   startTime?: string;
   startedAt: string;
+  /** In the container's environment (absent in records written before tags existed). */
+  tag?: string;
+}
+
+/** A container about to be started: recorded first, so a starter killed before recording its pid leaves a trace. */
+export interface StartingContainer {
+  index: number;
+  tag: string;
+  startedAt: string;
 }
 
 export interface ServiceRecord {
@@ -33,6 +42,8 @@ export interface ServiceRecord {
   /** The desired count (what `apps` reports), as on Aptible. */
   containerCount: number;
   containers: ContainerRecord[];
+  /** Containers being started; the next scale (or stop) of the service adopts or forgets them. */
+  starting?: StartingContainer[];
 }
 
 export interface AppRecord {
