@@ -142,6 +142,7 @@ test('a successful migration types every command of the guide, in order, with it
     ...untilScaleDown('source-db', 'dump-test', 'my-app'),
     tunnel('source-db'), // dump
     tunnel('dump-test'), // restore
+    tunnel('source-db'), // ...then the properties of postgres and template1, read from the source
     tunnel('source-db'), // verify
     tunnel('dump-test'),
     `db:url dump-test ${e}`, // update services: the target's own URL...
@@ -254,6 +255,7 @@ test('a failure after the point of no return (vacuum) is reported: no deprovisio
       tunnel('late-db'),
       tunnel('late-target'),
       tunnel('late-db'),
+      tunnel('late-db'),
       tunnel('late-target'),
       `db:url late-target ${e}`,
       `config:set --app late-app ${e} DB_URL=${redact(await platform.databaseUrl('late-target', ENV))}`,
@@ -300,12 +302,14 @@ test('a tunnel that dies mid-dump is replaced by a new one and the copy is still
       'db',
       'inventory',
       'postgres',
+      'template1',
     ]);
     expect(commands).toEqual([
       ...untilScaleDown('flaky-db', 'flaky-target', 'flaky-app'),
       tunnel('flaky-db'), // the dump's first tunnel: dies after 20 kB
       tunnel('flaky-db'), // the retry's
       tunnel('flaky-target'),
+      tunnel('flaky-db'),
       tunnel('flaky-db'),
       tunnel('flaky-target'),
       `db:url flaky-target ${e}`,
@@ -348,6 +352,7 @@ test('a rehearsal restores the latest backup, dumps it twice, and removes all it
     lookup,
     `db:create ${target} --type postgresql --version 17 ${e} --disk-size 100 --container-size 4096`,
     tunnel(target), // restore
+    tunnel(copy), // ...and the properties of postgres and template1
     tunnel(copy), // verify
     tunnel(target),
     // Cleanup: both databases it made, and their final backups only.
