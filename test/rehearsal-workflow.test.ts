@@ -14,7 +14,7 @@ import { unexpectedRestoreErrors } from '../src/activities/expected-errors';
 import { NotFoundError, PlatformError, TargetExistsError } from '../src/errors';
 import { validatePlan } from '../src/plan/load';
 import type { Plan } from '../src/plan/schema';
-import { SOURCE_ATTRIBUTE, STEP_ATTRIBUTE } from '../src/workflows/definitions';
+import { PHASE_ATTRIBUTE, SOURCE_ATTRIBUTE, STEP_ATTRIBUTE } from '../src/workflows/definitions';
 import {
   REHEARSAL_WORKFLOW_TYPE,
   rehearsalStatusQuery,
@@ -270,6 +270,7 @@ test('happy path: the phases in order, two dumps of the copy, a report whose est
     const description = await handle.describe();
     expect(description.typedSearchAttributes.get(SOURCE_ATTRIBUTE)).toBe('local/shop-pg14');
     expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBe('completed');
+    expect(description.typedSearchAttributes.get(PHASE_ATTRIBUTE)).toBe('completed');
   });
 });
 

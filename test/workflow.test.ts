@@ -20,6 +20,7 @@ import {
 import { validatePlan } from '../src/plan/load';
 import type { Plan } from '../src/plan/schema';
 import {
+  PHASE_ATTRIBUTE,
   SOURCE_ATTRIBUTE,
   STEP_ATTRIBUTE,
   abortSignal,
@@ -219,6 +220,7 @@ test('happy path: every step in the guide order, the summary and the UI metadata
       preflight: 'done',
       testSchema: 'done',
       createTarget: 'done',
+      awaitWindow: 'skipped',
       scaleDown: 'done',
       dump: 'done',
       restore: 'done',
@@ -236,6 +238,7 @@ test('happy path: every step in the guide order, the summary and the UI metadata
     const description = await handle.describe();
     expect(description.typedSearchAttributes.get(SOURCE_ATTRIBUTE)).toBe('local/shop-pg14');
     expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBe('completed');
+    expect(description.typedSearchAttributes.get(PHASE_ATTRIBUTE)).toBe('completed');
 
     // Each scheduled activity carries its step's readable title for the UI.
     const history = await handle.fetchHistory();
@@ -429,6 +432,7 @@ test('the status while waiting at the gate; a cutover signal there proceeds', as
     expect(names()).toEqual(FORWARD);
     const description = await handle.describe();
     expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBe('awaitCutover');
+    expect(description.typedSearchAttributes.get(PHASE_ATTRIBUTE)).toBe('awaiting-cutover');
     // What the UI shows as the current details of the workflow.
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     expect(metadata.currentDetails).toContain('Wait for cutover confirmation');
@@ -787,6 +791,7 @@ test('without search attributes the workflow runs and upserts none', async () =>
       expect(summary.phase).toBe('completed');
       const description = await handle.describe();
       expect(description.typedSearchAttributes.get(STEP_ATTRIBUTE)).toBeUndefined();
+      expect(description.typedSearchAttributes.get(PHASE_ATTRIBUTE)).toBeUndefined();
     },
     { searchAttributes: false },
   );

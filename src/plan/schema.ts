@@ -17,6 +17,66 @@ const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
   message: 'must be a duration such as "30m", "24h" or "7d", at most 366d',
 });
 
+// ISO 8601 with an explicit offset: a start time that depends on the worker's zone would be a trap.
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+const instant = z.string().refine((s) => ISO_WITH_OFFSET.test(s) && !Number.isNaN(Date.parse(s)), {
+  message: 'must be an ISO 8601 time with an offset or Z, such as "2026-12-01T02:00:00Z"',
+});
+
+/** A wall-clock time of day: "02:00" or, for tests and precise windows, "02:00:30". */
+const timeOfDay = z
+  .string()
+  .regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'must be a time of day such as "02:00" (24-hour clock)');
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// One object rather than a union: a union's error would not say which field is wrong.
+const downtimeWindow = z
+  .object({
+    start: instant
+      .optional()
+      .describe('A one-off window: the downtime starts at this time (at once if past)'),
+    end: instant
+      .optional()
+      .describe(
+        'With start, optional: when the downtime should be over (a migration that cannot make it warns)',
+      ),
+    daily: z
+      .object({
+        from: timeOfDay.describe('Start of the daily window, in timeZone'),
+        to: timeOfDay.describe('End of the daily window, in timeZone (before from: it ends the next day)'),
+        timeZone: z
+          .string()
+          .refine(isTimeZone, { message: 'must be an IANA time zone such as "Europe/Berlin" or "UTC"' })
+          .describe('IANA time zone of from and to'),
+      })
+      .strict()
+      .optional()
+      .describe('A daily window: the downtime starts in the next one its estimate fits in'),
+  })
+  .strict()
+  .superRefine((w, ctx) => {
+    if ((w.start === undefined) === (w.daily === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'must have either start or daily, not both' });
+    }
+    if (w.end !== undefined && w.daily !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['end'], message: 'goes with start, not with daily' });
+    }
+    if (w.start !== undefined && w.end !== undefined && Date.parse(w.end) <= Date.parse(w.start)) {
+      ctx.addIssue({ code: 'custom', path: ['end'], message: 'must be after start' });
+    }
+    if (w.daily !== undefined && w.daily.from === w.daily.to) {
+      ctx.addIssue({ code: 'custom', path: ['daily', 'to'], message: 'must differ from from' });
+    }
+  });
+
 const majorVersion = z.coerce.string().regex(/^\d+$/, 'must be a PostgreSQL major version such as "17"');
 
 export const serviceSchema = z
@@ -98,6 +158,17 @@ export const planSchema = z
           .enum(['abort', 'proceed'])
           .default('abort')
           .describe('abort: roll back; proceed: cut over without confirmation'),
+        window: downtimeWindow
+          .optional()
+          .describe(
+            'When the downtime (the scale-down) may start; everything before it runs at once. Absent: at once',
+          ),
+        downtimeEstimate: duration
+          .optional()
+          .describe(
+            'The expected downtime, e.g. a rehearsal\'s estimate ("90s"), to check it fits in the window; ' +
+              "default: estimated from the source's size",
+          ),
       })
       .strict()
       .default({ confirm: true, timeout: '24h', onTimeout: 'abort' }),

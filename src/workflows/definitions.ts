@@ -9,6 +9,7 @@ export const STEPS = [
   { name: 'preflight', title: 'Preflight checks' },
   { name: 'testSchema', title: 'Test the schema on the target version' },
   { name: 'createTarget', title: 'Create the target database' },
+  { name: 'awaitWindow', title: 'Wait for the downtime window' },
   { name: 'scaleDown', title: 'Scale services down' },
   { name: 'dump', title: 'Dump the data' },
   { name: 'restore', title: 'Restore the data' },
@@ -47,6 +48,7 @@ export interface StepStatus {
 
 export type MigrationPhase =
   | 'running'
+  | 'awaiting-window'
   | 'awaiting-cutover'
   | 'compensating'
   | 'rolled-back'
@@ -65,14 +67,33 @@ export interface MigrationStatus {
   compensation: StepStatus[];
   /** Services have started on the target: from here nothing is rolled back. */
   pointOfNoReturn: boolean;
-  /** When the services went to zero and when they came back (either on the target or the source). */
-  downtime: { startedAt?: number; endedAt?: number };
+  /**
+   * When the services went to zero and when they came back (either on the target or the source);
+   * scheduledAt: when the downtime is to start, once the window step has chosen it (plan.cutover.window).
+   */
+  downtime: { scheduledAt?: number; startedAt?: number; endedAt?: number };
+  /** Set by the window step when the plan has a downtime window (plan.cutover.window). */
+  window?: WindowStatus;
   dumpBytes?: number;
   verification?: VerificationReport;
   cutover: { waiting: boolean; deadline?: number; confirmed: boolean; earlySignalsIgnored: number };
   abortReason?: string;
   errors: string[];
   warnings: string[];
+}
+
+export interface WindowStatus {
+  /** The plan's window in words: "daily 02:00-04:00 Europe/Berlin", "from 2026-12-01 02:00 UTC". */
+  description: string;
+  /** The IANA zone the window's times are shown in (UTC for a one-off window). */
+  timeZone: string;
+  /** True while the workflow sleeps until downtime.scheduledAt. */
+  waiting: boolean;
+  /** When the chosen window ends (epoch ms); absent for a one-off window without an end. */
+  endsAt?: number;
+  /** The downtime estimate the start was chosen with, and what it rests on. */
+  estimateMs: number;
+  estimateBasis: string;
 }
 
 export interface MigrationSummary extends MigrationStatus {
@@ -94,7 +115,9 @@ export const statusQuery = defineQuery<MigrationStatus>('status');
 // Typed search attributes so migrations can be listed and filtered in the UI and by `pgshift list`.
 export const STEP_ATTRIBUTE = defineSearchAttributeKey('PgshiftStep', SearchAttributeType.KEYWORD);
 export const SOURCE_ATTRIBUTE = defineSearchAttributeKey('PgshiftSource', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = [STEP_ATTRIBUTE, SOURCE_ATTRIBUTE];
+/** The workflow's phase (MigrationPhase or RehearsalPhase), upserted whenever it changes. */
+export const PHASE_ATTRIBUTE = defineSearchAttributeKey('PgshiftPhase', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [STEP_ATTRIBUTE, SOURCE_ATTRIBUTE, PHASE_ATTRIBUTE];
 
 /** The workflow type name, for clients that start it by name rather than importing the workflow module. */
 export const MIGRATION_WORKFLOW_TYPE = 'migrationWorkflow';
@@ -102,7 +125,7 @@ export const MIGRATION_WORKFLOW_TYPE = 'migrationWorkflow';
 /** The optional second argument of the migration workflow: what the client knows about the server. */
 export interface MigrationWorkflowOptions {
   /**
-   * Upsert PgshiftStep/PgshiftSource (default true). Pass false when the server has not registered them:
+   * Upsert PgshiftStep/PgshiftSource/PgshiftPhase (default true). Pass false when the server has not registered them:
    * an upsert of an unknown attribute fails every workflow task.
    */
   searchAttributes?: boolean;

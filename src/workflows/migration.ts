@@ -9,6 +9,7 @@ import {
   isCancellation,
   log,
   setHandler,
+  sleep,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type {
@@ -41,6 +42,7 @@ import {
 import { runInput, workspaceStartTimeoutOf } from './run-setup';
 import { pingStartTimeoutOf, workspaceQueue } from './workspace-queue';
 import { stepTracker } from './step-tracker';
+import { chooseDowntimeStart, describeWindow, estimateDowntime, formatInstant, windowZone } from './window';
 
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
 const MAX_WORKSPACE_CLAIMS = 2;
@@ -104,7 +106,7 @@ export async function migrationWorkflow(
   let sourceDeprovisionStarted = false;
   let keepSource = false;
 
-  const { step, publish, enter, finish, runStep, undoSteps } = stepTracker<StepName>({
+  const { step, publish, publishPhase, enter, finish, runStep, undoSteps } = stepTracker<StepName>({
     status,
     useSearchAttributes,
     noun: 'step',
@@ -120,6 +122,7 @@ export async function migrationWorkflow(
 
   function setPhase(phase: MigrationPhase): void {
     status.phase = phase;
+    publishPhase(phase);
   }
 
   setHandler(statusQuery, () => status);
@@ -191,6 +194,7 @@ export async function migrationWorkflow(
   if (useSearchAttributes) {
     upsertSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: status.source }]);
   }
+  publishPhase(status.phase);
 
   const preflight = activity('preflight', STEP_TITLES.preflight);
   const testSchema = activity('testSchema', STEP_TITLES.testSchema);
@@ -245,6 +249,50 @@ export async function migrationWorkflow(
     );
     status.dumpBytes = made.dump.bytes;
     return made;
+  }
+
+  /** Waits, on a durable timer, for the downtime window (plan.cutover.window): the scale-down comes next. */
+  async function windowStep(sourceSizeBytes: number | undefined): Promise<void> {
+    const window = plan.cutover.window;
+    if (!window) {
+      finish('awaitWindow', 'skipped', 'no window (plan.cutover.window): the downtime starts at once');
+      return;
+    }
+    const s = enter('awaitWindow');
+    const estimate = estimateDowntime(plan, sourceSizeBytes);
+    const choice = chooseDowntimeStart(window, Date.now(), estimate.ms);
+    if (choice.warning) warn(choice.warning);
+    const zone = windowZone(window);
+    const at = formatInstant(choice.startAt, zone);
+    status.downtime.scheduledAt = choice.startAt;
+    status.window = {
+      description: describeWindow(window),
+      timeZone: zone,
+      waiting: false,
+      endsAt: choice.endsAt,
+      estimateMs: estimate.ms,
+      estimateBasis: estimate.basis,
+    };
+    const waitMs = choice.startAt - Date.now();
+    const estimated = `estimated downtime ${formatDuration(estimate.ms)}`;
+    if (waitMs <= 0) {
+      finish('awaitWindow', 'done', `in the window (${status.window.description}): ${estimated}`);
+      return;
+    }
+    s.detail = `waiting for the window: downtime starts at ${at} (in ${formatDuration(waitMs)}; ${estimated})`;
+    status.window.waiting = true;
+    setPhase('awaiting-window');
+    publish('awaitWindow', `**${STEP_TITLES.awaitWindow}**: ${s.detail}`);
+    try {
+      await sleep(waitMs);
+    } catch (err) {
+      if (isCancellation(err)) finish('awaitWindow', 'cancelled', undefined, describeFailure(err));
+      throw err;
+    } finally {
+      status.window.waiting = false;
+      if (status.phase === 'awaiting-window') setPhase('running');
+    }
+    finish('awaitWindow', 'done', `waited ${formatDuration(waitMs)}: downtime started at ${at}`);
   }
 
   async function cutoverGate(): Promise<void> {
@@ -323,6 +371,8 @@ export async function migrationWorkflow(
       if (failureType(err) === 'TargetExistsError') targetIsOurs = false;
       throw err;
     }
+
+    await windowStep(pre.sourceSizeBytes);
 
     attempted.scaleDown = true;
     status.downtime.startedAt = Date.now();

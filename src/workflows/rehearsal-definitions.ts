@@ -120,7 +120,7 @@ export const rehearsalStatusQuery = defineQuery<RehearsalStatus>('rehearsalStatu
 
 /** The optional second argument of the rehearsal workflow. */
 export interface RehearsalWorkflowOptions {
-  /** Upsert PgshiftStep/PgshiftSource (default true); false when the server has not registered them. */
+  /** Upsert PgshiftStep/PgshiftSource/PgshiftPhase (default true); false when the server has not registered them. */
   searchAttributes?: boolean;
   /**
    * How long the dumps, the restore and the dump's removal may wait for the worker that holds the dump to

@@ -128,7 +128,7 @@ export async function rehearsalWorkflow(
   let verificationSkipped: string | undefined;
 
   // Steps are timed in workflow time (deterministic) from before the activity to after it.
-  const { step, publish, finish, runStep, undoSteps } = stepTracker<RehearsalStepName>({
+  const { step, publish, publishPhase, finish, runStep, undoSteps } = stepTracker<RehearsalStepName>({
     status,
     useSearchAttributes,
     noun: 'rehearsal step',
@@ -141,10 +141,12 @@ export async function rehearsalWorkflow(
 
   function setPhase(phase: RehearsalPhase, details: string): void {
     status.phase = phase;
+    publishPhase(phase);
     publish(phase, details);
   }
 
   if (useSearchAttributes) upsertSearchAttributes([{ key: SOURCE_ATTRIBUTE, value: status.source }]);
+  publishPhase(status.phase);
 
   const findLatestBackup = activity('findLatestBackup', STEP_TITLES.findBackup);
   const restoreBackupCopy = activity('restoreBackupCopy', STEP_TITLES.restoreCopy);
@@ -265,6 +267,7 @@ export async function rehearsalWorkflow(
     });
 
     status.phase = 'cleaning-up';
+    publishPhase(status.phase);
     const ws = workspace;
     if (ws) {
       // First: the dump holds every row of production and the roles' password hashes.

@@ -3,7 +3,7 @@
 // and the entries of the steps that undo what was done (the migration's saga, the rehearsal's cleanup).
 // Runs in the workflow sandbox: deterministic, no Node built-ins.
 import { isCancellation, log, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
-import { STEP_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
+import { PHASE_ATTRIBUTE, STEP_ATTRIBUTE, type StepState, type StepStatus } from './definitions';
 import { describeFailure } from './failures';
 
 /** The part of a workflow's status the tracker writes. */
@@ -16,7 +16,7 @@ export interface TrackedStatus {
 
 export interface StepTrackerOptions<Name extends string> {
   status: TrackedStatus;
-  /** Upsert PgshiftStep (false when the server has not registered it). */
+  /** Upsert PgshiftStep and PgshiftPhase (false when the server has not registered them). */
   useSearchAttributes: boolean;
   /** What a step is called in the current details and in the log: "step", "rehearsal step". */
   noun: string;
@@ -39,6 +39,7 @@ export interface UndoTexts {
 export function stepTracker<Name extends string>(options: StepTrackerOptions<Name>) {
   const { status, useSearchAttributes, noun, logStarts, onFailed } = options;
   let lastStepAttribute: string | undefined;
+  let lastPhaseAttribute: string | undefined;
 
   const step = (name: Name): StepStatus => status.steps.find((s) => s.name === name)!;
 
@@ -49,6 +50,14 @@ export function stepTracker<Name extends string>(options: StepTrackerOptions<Nam
       lastStepAttribute = label;
     }
     setCurrentDetails(details);
+  }
+
+  /** Sets PgshiftPhase, only when it changes: the UI's list can show and filter by it. */
+  function publishPhase(phase: string): void {
+    if (useSearchAttributes && phase !== lastPhaseAttribute) {
+      upsertSearchAttributes([{ key: PHASE_ATTRIBUTE, value: phase }]);
+      lastPhaseAttribute = phase;
+    }
   }
 
   /** Marks the step running (a step entered again keeps its start) and publishes it. */
@@ -141,5 +150,5 @@ export function stepTracker<Name extends string>(options: StepTrackerOptions<Nam
     };
   }
 
-  return { step, publish, enter, finish, runStep, undoSteps };
+  return { step, publish, publishPhase, enter, finish, runStep, undoSteps };
 }
