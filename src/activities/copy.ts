@@ -9,6 +9,7 @@ import { dumpAll } from '../pg/dump';
 import { classifyRestoreErrors } from '../pg/restore-errors';
 import { resetTarget } from '../pg/reset';
 import { restoreDump } from '../pg/restore';
+import { totalDatabaseSize } from '../pg/inspect';
 
 /** The guide's `pg_dumpall | grep -v 'ALTER ROLE aptible .*PASSWORD' > dump.sql`, heartbeating bytes written. */
 export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Promise<DumpResult> {
@@ -19,10 +20,12 @@ export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Pro
     const path = dumpPathOf(deps, input);
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const conn = await scope.connect(source.handle, source.environment);
+    // Only for the status's percentage and ETA: a dump must not fail for want of it.
+    const sourceSizeBytes = await totalDatabaseSize(conn).catch(() => undefined);
     const result = await dumpAll(conn, path, {
       adminRole: platform.adminRole,
       signal: cancellationSignal(),
-      onProgress: (bytes) => scope.progress({ bytes }),
+      onProgress: (bytes) => scope.progress({ bytes, sourceSizeBytes }),
     });
     return { path, ...result, durationMs: Date.now() - started };
   });
@@ -47,7 +50,7 @@ export async function restoreTarget(
     const expected = expectedErrorsFor(platform, input.plan);
     scope.progress({ phase: 'resetting target' });
     await resetTarget(conn, { adminRole: platform.adminRole });
-    scope.progress({ phase: 'restoring', bytes: dump.bytes });
+    scope.progress({ phase: 'restoring', bytesRead: 0, totalBytes: dump.bytes });
     const result = await restoreDump(conn, dump.path, {
       expected,
       // The dump may have been written on another worker: the check raises DumpMissingError and the

@@ -4,8 +4,9 @@ import { redact } from '../lib/redact';
 import { activityCancellation, inActivity } from '../lib/activity-context';
 
 // Heartbeats keep flowing while a long step waits on a child process, so a dead worker is noticed
-// within the heartbeat timeout even when there is no progress to report.
-const HEARTBEAT_INTERVAL_MS = 10_000;
+// within the heartbeat timeout even when there is no progress to report. The worker sends them on at most
+// every few seconds (maxHeartbeatThrottleInterval), which is how fresh the status's progress is.
+const HEARTBEAT_INTERVAL_MS = 5_000;
 
 /**
  * What one activity invocation holds: the connections (tunnels) it opened and the secrets they carry.
@@ -15,6 +16,8 @@ export class ActivityScope {
   private readonly connections: DatabaseConnection[] = [];
   private readonly secrets: string[] = [];
   private details: unknown;
+  private phase?: unknown;
+  private phaseStartedAt?: number;
 
   constructor(readonly platform: Platform) {}
 
@@ -31,9 +34,19 @@ export class ActivityScope {
     return value;
   }
 
-  progress(details: unknown): void {
-    this.details = details;
-    heartbeatIfActivity(details);
+  /**
+   * Heartbeats `details` with `elapsedMs`, the time since its `phase` began (a new phase restarts the
+   * clock), so the status can compute a rate and an ETA without trusting the worker's clock.
+   */
+  progress(details: object): void {
+    const phase = (details as { phase?: unknown }).phase;
+    const now = Date.now();
+    if (this.phaseStartedAt === undefined || phase !== this.phase) {
+      this.phase = phase;
+      this.phaseStartedAt = now;
+    }
+    this.details = { ...details, elapsedMs: now - this.phaseStartedAt };
+    heartbeatIfActivity(this.details);
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,6 @@ import { createInterface } from 'node:readline/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadPlanFile } from '../plan/load';
 import type { Plan } from '../plan/schema';
 import { createLocalPlatform, resolvePgshiftHome, type LocalPlatform } from '../platform/local';
@@ -19,6 +18,8 @@ import { formatReport } from './rehearsal-report';
 import { copyHandleOf, rehearsalTargetHandleOf } from '../lib/rehearsal-handles';
 import { migrationIdFor } from './migration-id';
 import { fetchStatus, formatStatus } from './status';
+import { watchDisplay } from './step-progress';
+import { installQuietSdkLogger } from '../lib/sdk-logger';
 import { runCommand } from './exit';
 import { formatDuration } from '../lib/duration';
 import { loadSampleData } from '../demo/sample-data';
@@ -120,48 +121,99 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
   }
 }
 
+/** What each answer does, as the workflow does it: `y` is the cutover signal, anything else the abort. */
+function cutoverQuestion(source: string, target: string): string[] {
+  return [
+    `  y         cut over: DB_URL is pointed at ${target} and the writer app is scaled back up on it`,
+    `  N, Enter  abort: the migration rolls back — DB_URL stays on ${source}, the writer app is scaled back up`,
+    `            on ${source}, the dump and ${target} are removed — and the demo ends with exit code 1`,
+  ];
+}
+
+/** Asks on the terminal, redrawing the prompt every second so the downtime counter keeps moving. */
+async function askCutover(status: MigrationStatus): Promise<boolean> {
+  for (const line of cutoverQuestion(status.source, status.target)) console.log(line);
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const since = status.downtime.startedAt;
+  const prompt = () =>
+    `${since !== undefined ? `[downtime ${formatDuration(Date.now() - since)}] ` : ''}Cut over to ${status.target}? [y/N] `;
+  rl.setPrompt(prompt());
+  rl.prompt();
+  const timer = setInterval(() => {
+    rl.setPrompt(prompt());
+    rl.prompt(true); // keeps what was typed so far
+  }, 1000);
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      rl.once('line', resolve);
+      // Ctrl-C or Ctrl-D is no answer: the migration keeps waiting, as for a client that went away.
+      const noAnswer = () =>
+        reject(
+          new Error(
+            `no answer: ${status.migrationId} still waits for its cutover; with a worker running ` +
+              `(npm run pgshift -- worker), npm run pgshift -- cutover ${status.migrationId} (or abort)`,
+          ),
+        );
+      rl.once('SIGINT', noAnswer);
+      rl.once('close', noAnswer);
+    });
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    clearInterval(timer);
+    rl.close();
+  }
+}
+
 async function confirmCutover(
   client: Client,
   id: string,
   yes: boolean,
   status: MigrationStatus,
-): Promise<void> {
+): Promise<boolean> {
   console.log(`\n${formatStatus({ workflowId: id, execution: 'RUNNING', status })}\n`);
   let go = yes;
   if (!yes && process.stdin.isTTY) {
-    const rl = createInterface({ input: process.stdin, output: process.stdout });
-    const answer = await rl.question(`Cut over to ${status.target}? [y/N] `);
-    rl.close();
-    go = /^y(es)?$/i.test(answer.trim());
+    go = await askCutover(status);
   } else if (!yes) {
     say('stdin is not a terminal: confirming the cutover automatically (run in a terminal to be asked)');
     go = true;
   }
   const handle = client.workflow.getHandle(id);
   if (go) await handle.signal(cutoverSignal, { by: 'demo' });
-  else await handle.signal('abort', { reason: 'cutover declined in the demo' });
+  else {
+    say('cutover declined: the migration rolls back');
+    await handle.signal('abort', { reason: 'cutover declined in the demo' });
+  }
+  return go;
 }
 
 async function followMigration(client: Client, id: string, yes: boolean): Promise<MigrationSummary> {
-  let lastStep: string | undefined;
-  let confirmed = false;
-  for (;;) {
-    const view = await fetchStatus(client, id);
-    const s = view.status;
-    if (s?.currentStep && s.currentStep !== lastStep) {
-      lastStep = s.currentStep;
-      say(`step: ${s.steps.find((x) => x.name === lastStep)?.title ?? lastStep}`);
+  // Every step's start and end from the step states, not the current step: a quick one would be missed.
+  const display = await watchDisplay('demo: ');
+  let asked = false;
+  let declined = false;
+  try {
+    for (;;) {
+      const view = await fetchStatus(client, id);
+      const s = view.status;
+      display.show(view);
+      if (s?.cutover.waiting && !asked) {
+        asked = true;
+        display.stop(); // the bar would draw over the prompt
+        declined = !(await confirmCutover(client, id, yes, s));
+      }
+      if (view.execution !== 'RUNNING') {
+        display.stop();
+        if (view.execution !== 'COMPLETED') {
+          const why = declined ? 'rolled back as asked (cutover declined)' : view.execution;
+          throw new Error(`migration ${why}:\n${formatStatus(view)}`);
+        }
+        return (await client.workflow.getHandle(id).result()) as MigrationSummary;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    if (s?.cutover.waiting && !confirmed) {
-      confirmed = true;
-      await confirmCutover(client, id, yes, s);
-    }
-    if (view.execution !== 'RUNNING') {
-      if (view.execution !== 'COMPLETED')
-        throw new Error(`migration ${view.execution}:\n${formatStatus(view)}`);
-      return (await client.workflow.getHandle(id).result()) as MigrationSummary;
-    }
-    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    display.stop();
   }
 }
 
@@ -210,16 +262,18 @@ function printSummary(summary: MigrationSummary, id: string): void {
     `  Downtime (services at zero): ${summary.downtimeMs !== undefined ? formatDuration(summary.downtimeMs) : 'n/a'}`,
   );
   console.log(`  Rows verified: ${summary.rowsVerified}`);
+  for (const w of summary.warnings) console.log(`  Warning: ${w}`);
   console.log(`  History: ${workflowUiUrl(temporalSettings(), id)}`);
 }
 
 async function demo(opts: { yes?: boolean; rehearse?: boolean }): Promise<number> {
   const home = resolvePgshiftHome();
   const plan = loadPlanFile(PLAN_PATH);
+  // The demo narrates the steps itself; the worker's INFO lines would drown them (PGSHIFT_LOG_LEVEL to see
+  // them). Installed before ensureTemporal: without a Temporal CLI, the SDK's runtime starts the dev server.
+  installQuietSdkLogger('WARN');
   await ensureTemporal(home);
   const platform = createLocalPlatform({ home });
-  // The demo narrates the steps itself; the worker's INFO lines would drown them (PGSHIFT_LOG_LEVEL to see them).
-  Runtime.install({ logger: new DefaultLogger((process.env.PGSHIFT_LOG_LEVEL as 'INFO') ?? 'WARN') });
   const worker = await createPgshiftWorker({ platforms: { local: platform } });
   const running = worker.run();
   try {

@@ -1,8 +1,10 @@
 import { createPgshiftWorker } from '../worker/run-worker';
+import { installQuietSdkLogger } from '../lib/sdk-logger';
 import { startDevServer, isPortOpen } from '../temporal/dev-server';
 import { resolvePgshiftHome } from '../platform/local';
 
 export async function runWorker(): Promise<void> {
+  installQuietSdkLogger();
   const worker = await createPgshiftWorker();
   console.log(
     `Worker polling task queues ${worker.options.taskQueue} and ${worker.options.hostTaskQueue} (its own, for dumps); Ctrl-C stops it.`,
@@ -11,6 +13,8 @@ export async function runWorker(): Promise<void> {
 }
 
 export async function runDev(opts: { port: number; uiPort: number }): Promise<void> {
+  // Before the dev server: without a Temporal CLI, the SDK's runtime starts it.
+  installQuietSdkLogger();
   if (await isPortOpen('127.0.0.1', opts.port)) {
     throw new Error(`something already listens on 127.0.0.1:${opts.port}; stop it or choose --port`);
   }

@@ -5,7 +5,7 @@ import type { Plan } from '../plan/schema';
 import { BadInputError } from '../errors';
 import { SEARCH_ATTRIBUTES, SOURCE_ATTRIBUTE, TASK_QUEUE } from '../workflows/definitions';
 import type { migrationWorkflow } from '../workflows';
-import { migrationIdFor, SUPPORTED_PLATFORMS } from './migration-id';
+import { checkWorkflowId, migrationIdFor, SUPPORTED_PLATFORMS } from './migration-id';
 import { RefusedError } from './exit';
 
 const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
@@ -47,7 +47,7 @@ export async function startMigration(
       `platform "${plan.platform}" is not available in this version of pgshift (available: ${SUPPORTED_PLATFORMS.join(', ')})`,
     );
   }
-  const migrationId = options.id ?? migrationIdFor(plan);
+  const migrationId = checkWorkflowId(options.id ?? migrationIdFor(plan));
   const input: MigrationInput = { migrationId, plan };
   const searchAttributes = await ensureSearchAttributes(client);
   try {

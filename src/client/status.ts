@@ -2,6 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { NotFoundError } from '../errors';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { formatDuration } from '../lib/duration';
+import { estimateProgress, formatBytes, formatProgressLine } from '../lib/progress-estimate';
 import type { MigrationStatus, StepStatus } from '../workflows/definitions';
 import { statusQuery } from '../workflows/definitions';
 import {
@@ -23,7 +24,10 @@ export interface StatusView {
   rehearsal?: RehearsalStatus;
   /** A completed rehearsal's report, when no worker answered the query. */
   report?: RehearsalReport;
-  /** Heartbeat details of the running step (e.g. bytes dumped so far). */
+  /**
+   * The running activity's last heartbeat details (bytes dumped, position in the dump, tables verified),
+   * as the server has them: the worker sends them every few seconds (maxHeartbeatThrottleInterval).
+   */
   progress?: { activity: string; details?: unknown; attempt: number; lastFailure?: string };
   failure?: string;
   note?: string;
@@ -39,7 +43,9 @@ export async function fetchStatus(client: Client, workflowId: string): Promise<S
     throw err;
   });
   const view: StatusView = { workflowId, workflowType: description.type, execution: description.status.name };
-  const pending = description.raw.pendingActivities?.[0];
+  // A step may have a helper beside it (a ping of its worker): the one that reports progress is the step.
+  const activities = description.raw.pendingActivities ?? [];
+  const pending = activities.find((a) => a.heartbeatDetails?.payloads?.length) ?? activities[0];
   if (pending) {
     const payload = pending.heartbeatDetails?.payloads?.[0];
     view.progress = {
@@ -90,6 +96,26 @@ function failureMessage(err: Error): string {
   return msg;
 }
 
+/** What each phase means to the operator; a phase added later shows under its own name. */
+const PHASE_TITLES: Record<string, string> = {
+  running: 'Running',
+  'awaiting-window': 'Waiting for the downtime window',
+  'awaiting-cutover': 'Waiting for your cutover confirmation',
+  compensating: 'Rolling back',
+  'rolled-back': 'Rolled back',
+  completed: 'Completed',
+  'completed-with-errors': 'Completed with errors',
+  'awaiting-source-deprovision': 'Waiting for your decision on deprovisioning the source',
+};
+
+/** e.g. "Waiting for your cutover confirmation — step 8/12: Wait for cutover confirmation". */
+export function statusHeadline(s: MigrationStatus): string {
+  const phase = PHASE_TITLES[s.phase] ?? s.phase;
+  const index = s.steps.findIndex((step) => step.name === s.currentStep);
+  if (index < 0) return phase;
+  return `${phase} — step ${index + 1}/${s.steps.length}: ${s.steps[index].title}`;
+}
+
 const MARK: Record<string, string> = {
   pending: '  ',
   running: '▶ ',
@@ -116,9 +142,7 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
   }
   const s = view.status;
   if (s) {
-    out.push(
-      `  ${s.source} → ${s.target} on ${s.platform}; phase ${s.phase}${s.currentStep ? `, step ${s.currentStep}` : ''}`,
-    );
+    out.push(`  ${s.source} → ${s.target} on ${s.platform}`, `  ${statusHeadline(s)}`);
     out.push('', ...s.steps.map((step) => stepLine(step, now)));
     if (s.compensation.some((c) => c.state !== 'pending')) {
       out.push(
@@ -133,7 +157,7 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
         `  Downtime: ${formatDuration((s.downtime.endedAt ?? now) - s.downtime.startedAt)}${s.downtime.endedAt ? '' : ' so far'}`,
       );
     }
-    if (s.dumpBytes !== undefined) out.push(`  Dump: ${s.dumpBytes} bytes`);
+    if (s.dumpBytes !== undefined) out.push(`  Dump: ${formatBytes(s.dumpBytes)} (${s.dumpBytes} bytes)`);
     if (s.verification) {
       const v = s.verification;
       out.push(
@@ -152,12 +176,12 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
     for (const e of s.errors) out.push(`  error: ${e}`);
   }
   if (view.progress) {
-    const d = view.progress.details as { bytes?: number; phase?: string } | undefined;
-    const what = [d?.phase, d?.bytes !== undefined ? `${d.bytes} bytes` : undefined]
-      .filter(Boolean)
-      .join(', ');
+    const estimate = estimateProgress(view.progress.details);
+    const what = estimate ? formatProgressLine(estimate) : undefined;
+    const steps = view.status?.steps ?? view.rehearsal?.steps ?? [];
+    const title = steps.find((step) => step.state === 'running')?.title ?? view.progress.activity;
     out.push(
-      `  Running ${view.progress.activity} (attempt ${view.progress.attempt})${what ? `: ${what}` : ''}` +
+      `  ${title} (attempt ${view.progress.attempt})${what ? `: ${what}` : ''}` +
         (view.progress.lastFailure ? `\n    last failure: ${view.progress.lastFailure}` : ''),
     );
   }

@@ -1,9 +1,24 @@
-// What `start --wait` and `status --watch` print when stdout is not a terminal (a CI log, a pipe, a file):
-// one plain line per step as it starts and as it ends, instead of silence until the end. A terminal gets
-// the redrawn table instead (see cli.ts).
+// What `start --wait`, `status --watch` and the demo print while a migration runs: one line per step as it
+// starts and as it ends, and the running step's progress — a live bar on a terminal (src/lib/progress-bar.ts),
+// a plain line every half minute elsewhere (a CI log, a pipe, a file), instead of silence until the end.
 import { formatDuration } from '../lib/duration';
+import type { ProgressOutput } from '../lib/progress-bar';
+import { estimateProgress, formatProgressLine, type ProgressEstimate } from '../lib/progress-estimate';
 import type { StepStatus } from '../workflows/definitions';
 import type { StatusView } from './status';
+
+/** How often a plain (non-terminal) watch prints the running step's progress. */
+export const PLAIN_PROGRESS_INTERVAL_MS = 30_000;
+
+/** The running step's title and its progress estimate, when its activity has heartbeated any. */
+export function runningProgress(view: StatusView): { title: string; estimate: ProgressEstimate } | undefined {
+  if (view.execution !== 'RUNNING' || !view.progress) return undefined;
+  const estimate = estimateProgress(view.progress.details);
+  if (!estimate) return undefined;
+  const steps = view.status?.steps ?? view.rehearsal?.steps ?? [];
+  const running = steps.find((s) => s.state === 'running');
+  return { title: running?.title ?? view.progress.activity, estimate };
+}
 
 type Reported = 'started' | 'ended';
 
@@ -12,6 +27,7 @@ export class StepProgress {
   private readonly reported = new Map<string, Reported>();
   private lastNote?: string;
   private waitingShown = false;
+  private lastProgressAt?: number;
 
   /** The lines that `view` adds to what earlier views already printed. */
   next(view: StatusView): string[] {
@@ -33,6 +49,15 @@ export class StepProgress {
     if (view.note && view.note !== this.lastNote) lines.push(view.note);
     this.lastNote = view.note;
     return lines;
+  }
+
+  /** A plain progress line for the running step, at most every `intervalMs` (the first one at once). */
+  progressLine(view: StatusView, now: number, intervalMs = PLAIN_PROGRESS_INTERVAL_MS): string | undefined {
+    const running = runningProgress(view);
+    if (!running) return undefined;
+    if (this.lastProgressAt !== undefined && now - this.lastProgressAt < intervalMs) return undefined;
+    this.lastProgressAt = now;
+    return `${running.title}: ${formatProgressLine(running.estimate)}`;
   }
 
   private stepLines(prefix: string, step: StepStatus): string[] {
@@ -60,4 +85,43 @@ export class StepProgress {
     lines.push(`${title}: ${step.state}${took}${detail}${error}`);
     return lines;
   }
+}
+
+/** A watch's output: the step lines, and the progress as a bar (terminal) or a periodic line (plain). */
+export class WatchDisplay {
+  private readonly steps = new StepProgress();
+
+  /** `bar` on a terminal; without it, plain lines through `log`. Every line starts with `prefix`. */
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly bar?: ProgressOutput,
+    private readonly prefix = '',
+  ) {}
+
+  show(view: StatusView, now = Date.now()): void {
+    const lines = this.steps.next(view).map((line) => `${this.prefix}${line}`);
+    if (!this.bar) {
+      const progress = this.steps.progressLine(view, now);
+      if (progress) lines.push(`${this.prefix}${progress}`);
+      for (const line of lines) this.log(line);
+      return;
+    }
+    const running = runningProgress(view);
+    // A finished step's lines go below its last bar, which is cleared first.
+    if (!running) this.bar.update(undefined, undefined);
+    for (const line of lines) this.bar.log(line);
+    if (running) this.bar.update(running.title, running.estimate);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+}
+
+/** The display for this process's stdout: a live bar when it is a terminal. */
+export async function watchDisplay(prefix = ''): Promise<WatchDisplay> {
+  const log = (line: string) => console.log(line);
+  if (!process.stdout.isTTY) return new WatchDisplay(log, undefined, prefix);
+  const { TerminalProgress } = await import('../lib/progress-bar');
+  return new WatchDisplay(log, new TerminalProgress(), prefix);
 }

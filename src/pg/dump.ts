@@ -14,7 +14,7 @@ export interface DumpOptions {
   adminRole: string;
   /** Roles, tablespaces and schemas only (the guide's "test the schema" step). */
   schemaOnly?: boolean;
-  /** Bytes written so far; called at most about once a second, and once at the end. */
+  /** Bytes written so far: at the start, about once a second while they grow, and once at the end. */
   onProgress?(bytes: number): void;
   signal?: AbortSignal;
 }
@@ -29,24 +29,14 @@ export interface DumpOutcome {
 const PROGRESS_INTERVAL_MS = 1000;
 const STDERR_LIMIT = 64 * 1024;
 
-/** Counts and hashes what flows through, and reports progress without flooding the caller. */
+/** Counts and hashes what flows through. */
 class Tally extends Transform {
   bytes = 0;
   private readonly hash = createHash('sha256');
-  private lastReport = 0;
-
-  constructor(private readonly onProgress?: (bytes: number) => void) {
-    super();
-  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     this.hash.update(chunk);
-    const now = Date.now();
-    if (this.onProgress && now - this.lastReport >= PROGRESS_INTERVAL_MS) {
-      this.lastReport = now;
-      this.onProgress(this.bytes);
-    }
     callback(null, chunk);
   }
 
@@ -80,7 +70,16 @@ export async function dumpAll(source: PgTarget, outPath: string, opts: DumpOptio
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   const filter = createPasswordFilter(opts.adminRole);
-  const tally = new Tally(opts.onProgress);
+  const tally = new Tally();
+  // On a clock, not on each chunk: the bytes before a pause (a table lock, a slow query) still show.
+  let reported = -1;
+  const report = () => {
+    if (tally.bytes === reported) return;
+    reported = tally.bytes;
+    opts.onProgress?.(tally.bytes);
+  };
+  report();
+  const timer = opts.onProgress ? setInterval(report, PROGRESS_INTERVAL_MS) : undefined;
   try {
     const file = createWriteStream(partial, { flags: 'w', mode: 0o600, flush: true });
     const copied = pipeline(child.stdout!, filter, tally, file);
@@ -108,6 +107,7 @@ export async function dumpAll(source: PgTarget, outPath: string, opts: DumpOptio
     if (err instanceof DumpFilterError) throw err; // no secret in it, and a retry would read the same dump
     throw new Error(redactFor(source, err instanceof Error ? err.message : String(err)));
   } finally {
+    if (timer) clearInterval(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -87,7 +87,8 @@ export async function restoreDump(
     ? setInterval(() => {
         void readOffset(child.pid, realPath).then((bytesRead) => {
           lastRead = bytesRead ?? lastRead;
-          opts.onProgress?.({ bytesRead, totalBytes: size });
+          // A read that missed (psql between files, or gone) keeps the last position rather than none.
+          opts.onProgress?.({ bytesRead: lastRead, totalBytes: size });
         });
       }, PROGRESS_INTERVAL_MS)
     : undefined;

@@ -41,6 +41,10 @@ export interface PgshiftWorker {
   shutdown(): void;
 }
 
+// The SDK holds heartbeats back for up to 80 % of the heartbeat timeout (48 s of 1 min); the status shows
+// the last one the server got, so a few seconds keeps its progress live at a negligible cost.
+const HEARTBEAT_THROTTLE = '2s';
+
 export function defaultWorkDir(): string {
   return process.env.PGSHIFT_WORK_DIR ?? join(resolvePgshiftHome() ?? join(homedir(), '.pgshift'), 'work');
 }
@@ -82,6 +86,7 @@ export async function createPgshiftWorker(options: PgshiftWorkerOptions = {}): P
         ? { workflowBundle: options.workflowBundle }
         : { workflowsPath: require.resolve('../workflows') }),
       maxConcurrentActivityTaskExecutions: 4,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     });
     const host = await Worker.create({
       connection,
@@ -91,6 +96,7 @@ export async function createPgshiftWorker(options: PgshiftWorkerOptions = {}): P
       // Only migrations that claimed this worker send work here, at most a dump or restore and a removal
       // each. A removal queued behind long dumps would look like a worker gone (schedule-to-start timeout).
       maxConcurrentActivityTaskExecutions: 16,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
     });
     return pairOf(shared, host, connection, { taskQueue, hostTaskQueue, namespace: settings.namespace });
   } catch (err) {
