@@ -140,10 +140,39 @@ describe('chooseDowntimeStart: daily windows', () => {
     );
   });
 
-  it('an estimate longer than the whole window starts at the earliest window moment, with a warning', () => {
+  it('an estimate longer than the whole window starts at the beginning of a whole window, with a warning', () => {
     const choice = chooseDowntimeStart(window, at('2026-12-01T00:00:00Z'), 3 * 3_600_000);
     expect(choice.startAt).toBe(at('2026-12-01T01:00:00Z'));
     expect(choice.warning).toContain('is longer than the daily window (daily 02:00-04:00 Europe/Berlin)');
+    // Inside a window that has begun: not its last minutes, the next whole one.
+    expect(chooseDowntimeStart(window, at('2026-12-01T02:50:00Z'), 3 * 3_600_000).startAt).toBe(
+      at('2026-12-02T01:00:00Z'),
+    );
+  });
+
+  it('never starts before the window west of UTC either, on the spring-forward night', () => {
+    // 2026-03-08 02:00 does not exist in New York (clocks go 01:59 EST → 03:00 EDT = 07:00Z).
+    const ny = daily('02:00', '04:00', 'America/New_York');
+    expect(chooseDowntimeStart(ny, at('2026-03-07T20:00:00Z'), 1000).startAt).toBe(
+      at('2026-03-08T07:00:00Z'),
+    );
+    // An ordinary night: 02:00 EST is 07:00Z in winter, 02:00 EDT is 06:00Z in summer.
+    expect(chooseDowntimeStart(ny, at('2026-01-10T20:00:00Z'), 1000).startAt).toBe(
+      at('2026-01-11T07:00:00Z'),
+    );
+    expect(chooseDowntimeStart(ny, at('2026-07-10T20:00:00Z'), 1000).startAt).toBe(
+      at('2026-07-11T06:00:00Z'),
+    );
+    // Santiago springs forward at midnight (2026-09-06 00:00 → 01:00, UTC-4 → UTC-3).
+    const scl = daily('00:00', '02:00', 'America/Santiago');
+    expect(chooseDowntimeStart(scl, at('2026-09-05T12:00:00Z'), 1000).startAt).toBe(
+      at('2026-09-06T04:00:00Z'),
+    );
+    // Autumn: 01:30 happens twice in New York on 2026-11-01; the first one (EDT, 05:30Z) counts.
+    const fall = daily('01:30', '03:00', 'America/New_York');
+    expect(chooseDowntimeStart(fall, at('2026-10-31T20:00:00Z'), 1000).startAt).toBe(
+      at('2026-11-01T05:30:00Z'),
+    );
   });
 });
 
@@ -158,14 +187,17 @@ describe('chooseDowntimeStart: one-off windows', () => {
     });
   });
 
-  it('warns and proceeds when the estimate overruns the end (there is no next window)', () => {
+  it('refuses, before any downtime, when the estimate overruns the end or the window has passed', () => {
     const window = { start: '2026-12-01T02:00:00Z', end: '2026-12-01T03:00:00Z' };
     const choice = chooseDowntimeStart(window, at('2026-12-01T00:00:00Z'), 2 * 3_600_000);
-    expect(choice.startAt).toBe(at('2026-12-01T02:00:00Z'));
-    expect(choice.warning).toContain('does not fit before the window ends at 2026-12-01 03:00 UTC');
+    expect(choice.refusal).toContain('does not fit before the window ends at 2026-12-01 03:00 UTC');
+    expect(choice.refusal).toContain('the services were not stopped');
     const late = chooseDowntimeStart(window, at('2026-12-01T04:00:00Z'), 1000);
-    expect(late.startAt).toBe(at('2026-12-01T04:00:00Z'));
-    expect(late.warning).toContain('ended at 2026-12-01 03:00 UTC');
+    expect(late.refusal).toContain('ended at 2026-12-01 03:00 UTC');
+    expect(chooseDowntimeStart(window, at('2026-12-01T01:00:00Z'), 1000)).toEqual({
+      startAt: at('2026-12-01T02:00:00Z'),
+      endsAt: at('2026-12-01T03:00:00Z'),
+    });
   });
 });
 

@@ -261,6 +261,11 @@ export async function migrationWorkflow(
     const s = enter('awaitWindow');
     const estimate = estimateDowntime(plan, sourceSizeBytes);
     const choice = chooseDowntimeStart(window, Date.now(), estimate.ms);
+    if (choice.refusal) {
+      finish('awaitWindow', 'failed', undefined, choice.refusal);
+      failure = { step: 'awaitWindow', message: choice.refusal };
+      throw ApplicationFailure.nonRetryable(choice.refusal, 'DowntimeWindowMissed');
+    }
     if (choice.warning) warn(choice.warning);
     const zone = windowZone(window);
     const at = formatInstant(choice.startAt, zone);

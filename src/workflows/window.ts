@@ -51,6 +51,11 @@ export interface WindowChoice {
   endsAt?: number;
   /** Set when the estimate does not fit where it would have started, saying what was done instead. */
   warning?: string;
+  /**
+   * Set when the downtime must not start at all: a one-off window that has passed, or that the estimate
+   * overruns. Nothing is down yet, so the migration rolls back rather than go down outside the window.
+   */
+  refusal?: string;
 }
 
 /** The plan's window in words: "daily 02:00-04:00 Europe/Berlin", "from 2026-12-01 02:00 UTC". */
@@ -69,10 +74,11 @@ export function windowZone(window: DowntimeWindow): string {
 }
 
 /**
- * Where the downtime starts. A one-off window: at its start (at once if past), with a warning when the
- * estimate overruns its end, since there is no later window to wait for. A daily window: at once if the
- * estimate fits in what is left of the current window, else at the start of the next window it fits in;
- * an estimate longer than the whole window starts at the earliest window moment, with a warning.
+ * Where the downtime starts. A one-off window: at its start (at once if it has begun); refused when it has
+ * ended, or when the estimate overruns its end, since there is no later window to wait for. A daily window:
+ * at once if the estimate fits in what is left of the current window, else at the start of the next window
+ * it fits in; an estimate longer than the whole window starts at the beginning of the next whole window,
+ * with a warning that it will overrun.
  */
 export function chooseDowntimeStart(window: DowntimeWindow, now: number, estimateMs: number): WindowChoice {
   const estimate = formatDuration(estimateMs);
@@ -82,14 +88,16 @@ export function chooseDowntimeStart(window: DowntimeWindow, now: number, estimat
     const endsAt = Date.parse(window.end);
     if (startAt + estimateMs <= endsAt) return { startAt, endsAt };
     const zone = windowZone(window);
-    const warning =
+    const what =
       now >= endsAt
-        ? `The downtime window ended at ${formatInstant(endsAt, zone)}, before the migration reached it: ` +
-          'starting the downtime at once (a one-off window has no next one).'
+        ? `The downtime window ended at ${formatInstant(endsAt, zone)}, before the migration reached it`
         : `The estimated downtime (${estimate}) does not fit before the window ends at ` +
-          `${formatInstant(endsAt, zone)}: starting at ${formatInstant(startAt, zone)} anyway ` +
-          '(a one-off window has no next one).';
-    return { startAt, endsAt, warning };
+          `${formatInstant(endsAt, zone)}`;
+    const refusal =
+      `${what}; a one-off window has no next one, so the services were not stopped. ` +
+      'Start the migration again with a later or longer plan.cutover.window, or with a measured ' +
+      "estimate (a rehearsal's) in plan.cutover.downtimeEstimate or --downtime-estimate.";
+    return { startAt, endsAt, refusal };
   }
   const { timeZone } = window.daily;
   const windows = dailyWindows(window.daily, now).filter((w) => w.end > now);
@@ -109,8 +117,9 @@ export function chooseDowntimeStart(window: DowntimeWindow, now: number, estimat
     }
     skipped ??= w;
   }
-  const first = windows[0];
-  const startAt = Math.max(now, first.start);
+  // Too long for any window: at least use a whole one, from its beginning.
+  const first = windows.find((w) => w.start >= now) ?? windows[windows.length - 1];
+  const startAt = first.start;
   return {
     startAt,
     endsAt: first.end,
@@ -167,12 +176,19 @@ function zoneOffsetMs(timeZone: string, at: number): number {
 }
 
 /**
- * The instant a wall-clock time in the zone stands for. Twice: the offset may change between the first
- * guess and the answer (a DST change). A time a DST gap skips comes out shifted by the gap.
+ * The instant a wall-clock time in the zone stands for. The zone's offsets half a day either side are the
+ * candidates (a zone changes its offset at most once in a day). A time that occurs twice (autumn) is its
+ * first occurrence; a time a DST gap skips (spring) is the end of the gap — never earlier than the wall
+ * time asked for, whichever side of UTC the zone is.
  */
 function zonedToEpoch(timeZone: string, wall: number): number {
-  const first = wall - zoneOffsetMs(timeZone, wall);
-  return wall - zoneOffsetMs(timeZone, first);
+  const halfDay = 12 * 3_600_000;
+  const candidates = [
+    wall - zoneOffsetMs(timeZone, wall - halfDay),
+    wall - zoneOffsetMs(timeZone, wall + halfDay),
+  ];
+  const exact = candidates.filter((at) => at + zoneOffsetMs(timeZone, at) === wall);
+  return exact.length > 0 ? Math.min(...exact) : Math.max(...candidates);
 }
 
 function secondsOfDay(time: string): number {
