@@ -1,7 +1,7 @@
 // The local platform against real PostgreSQL clusters and real processes. Clusters are created once and
 // shared by the cases below (each costs seconds and the machine has two cores).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -414,6 +414,34 @@ describe('local apps', () => {
     expect(replacement).not.toBe(dead);
     expect(await isAlive(replacement)).toBe(true);
     await platform.scaleService('writer', 'cmd', 0, ENV);
+  });
+
+  test('a container whose shell exited while what it started runs on is still stopped by a scale to 0', async () => {
+    // `sh -c 'worker & server'`: the server (here the shell itself) ends, the worker lives on in the group.
+    const seconds = `3217.${process.pid}`;
+    const marker = `sleep\0${seconds}\0`;
+    await platform.createApp('forker', { cmd: `sleep ${seconds} & sleep 1` }, ENV, { cwd: outDir });
+    await platform.scaleService('forker', 'cmd', 1, ENV);
+    const app = (await platform.listApps(ENV)).find((a) => a.app === 'forker');
+    const [leader] = app?.services.find((s) => s.service === 'cmd')?.pids ?? [];
+    expect(leader).toBeGreaterThan(0);
+    await waitFor('the shell to exit', async () => !(await isAlive(leader)));
+    const orphans = async () =>
+      (await readdir('/proc'))
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith(marker);
+          } catch {
+            return false;
+          }
+        });
+    expect(await orphans()).toHaveLength(1);
+    expect(await platform.listServices(ENV)).toEqual(
+      expect.arrayContaining([{ app: 'forker', service: 'cmd', containerCount: 1 }]),
+    );
+    await platform.scaleService('forker', 'cmd', 0, ENV);
+    await waitFor('the orphaned worker to be stopped', async () => (await orphans()).length === 0);
   });
 
   test('unknown apps and services, and bad counts, are refused clearly', async () => {

@@ -94,8 +94,13 @@ export async function findTaggedContainer(
   return leader && { pid: leader.pid, startTime: leader.startTime };
 }
 
-export function isContainerAlive(container: ContainerRecord): Promise<boolean> {
-  return isProcessAlive(container.pid, container.startTime);
+export async function isContainerAlive(container: ContainerRecord): Promise<boolean> {
+  if (await isProcessAlive(container.pid, container.startTime)) return true;
+  // The shell may be gone while what it started runs on in its group (`sh -c 'worker & server'` after the
+  // server exited): Linux hands out no pid that is still a group's id, so such a group is still ours —
+  // unless its id now leads a group of its own, i.e. the pid was reused after the group emptied.
+  const members = await processGroupMembers(container.pid);
+  return members.length > 0 && !members.includes(container.pid);
 }
 
 /** SIGTERM to the container's process group, SIGKILL after the grace period. Done when none is left. */
