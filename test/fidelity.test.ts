@@ -261,6 +261,50 @@ describe('the restore carries the properties of postgres and template1', () => {
     expect(await properties(target)).toEqual(await properties(source));
   });
 
+  it("converges to an ACL where the owner gave up its own privileges, from a default ACL or another owner's", async () => {
+    // template1 on the source: {=c/owner2,owner2=c/owner2}.
+    await sql(
+      source,
+      'postgres',
+      'REVOKE ALL ON DATABASE template1 FROM PUBLIC, app',
+      'GRANT CONNECT ON DATABASE template1 TO PUBLIC',
+      'REVOKE CREATE, TEMPORARY ON DATABASE template1 FROM owner2',
+    );
+    try {
+      const acl = async (t: PgTarget) =>
+        withClient(t, 'postgres', async (c) => {
+          const { rows } = await c.query(
+            `SELECT ARRAY(SELECT a::text FROM unnest(datacl) a ORDER BY 1) AS a FROM pg_database WHERE datname = 'template1'`,
+          );
+          return rows[0].a as string[];
+        });
+      expect(await acl(source)).toEqual(['=c/owner2', 'owner2=c/owner2']);
+      // As a reset target has it: the default ACL.
+      await sql(target, 'postgres', "UPDATE pg_database SET datacl = NULL WHERE datname = 'template1'");
+      expect(await carryDatabaseProperties(source, target)).toEqual([]);
+      expect(await acl(target)).toEqual(['=c/owner2', 'owner2=c/owner2']);
+      // Another owner holding everything explicitly: ALTER ... OWNER TO moves its entries to owner2.
+      await sql(
+        target,
+        'postgres',
+        'ALTER DATABASE template1 OWNER TO app',
+        'GRANT ALL ON DATABASE template1 TO app',
+      );
+      expect(await carryDatabaseProperties(source, target)).toEqual([]);
+      expect(await acl(target)).toEqual(['=c/owner2', 'owner2=c/owner2']);
+      expect(await properties(target)).toEqual(await properties(source));
+    } finally {
+      await sql(
+        source,
+        'postgres',
+        'REVOKE CONNECT ON DATABASE template1 FROM PUBLIC',
+        'GRANT TEMPORARY ON DATABASE template1 TO PUBLIC',
+        'GRANT CONNECT ON DATABASE template1 TO app',
+        'GRANT CREATE, TEMPORARY ON DATABASE template1 TO owner2',
+      );
+    }
+  });
+
   it('reports a setting the target does not know like a restore error, which the plan may allow', async () => {
     // Renamed debug_parallel_query in PostgreSQL 16: the 17 target does not know it.
     await sql(source, 'postgres', 'ALTER DATABASE template1 SET force_parallel_mode TO on');
@@ -304,6 +348,7 @@ describe('reading the source', () => {
 
 describe('judging what cannot be tested on a local server', () => {
   const base: SourceFacts = {
+    major: 14,
     role: 'aptible',
     superuser: true,
     databases: [
@@ -360,6 +405,15 @@ describe('judging what cannot be tested on a local server', () => {
     ]);
   });
 
+  it('refuses a source older than 12, whose copy the verification cannot prove', () => {
+    expect(judge({ major: 11 }).refusals).toEqual([
+      expect.stringMatching(
+        /^the source runs PostgreSQL 11: .*prints floating-point values differently.*cannot prove the copy.*upgrade the source to 12/,
+      ),
+    ]);
+    expect(judge({ major: 12 }).refusals).toEqual([]);
+  });
+
   it('warns when the ALTER SYSTEM settings cannot be read', () => {
     expect(judge({ alterSystem: undefined }).warnings).toEqual([
       expect.stringMatching(/may not read the source's ALTER SYSTEM settings/),
@@ -412,6 +466,7 @@ describe('quoting the properties as pg_dump does', () => {
       'ALTER DATABASE "postgres" RESET ALL',
       'ALTER ROLE "x" IN DATABASE "postgres" RESET ALL',
       'REVOKE ALL ON DATABASE "postgres" FROM PUBLIC',
+      'REVOKE ALL ON DATABASE "postgres" FROM "o" CASCADE',
       'REVOKE ALL ON DATABASE "postgres" FROM "x" CASCADE',
       'GRANT CONNECT, TEMPORARY ON DATABASE "postgres" TO PUBLIC',
       'GRANT CREATE, CONNECT, TEMPORARY ON DATABASE "postgres" TO "o"',

@@ -4,16 +4,21 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Client } from 'pg';
 import type { VerificationReport } from '../src/activities/contract';
 import { failureMessage } from '../src/activities/verify';
 import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { type PgTarget, withClient } from '../src/pg/connection';
+import { type PgTarget, openClient, withClient } from '../src/pg/connection';
 import { dumpAll } from '../src/pg/dump';
 import { restoreDump } from '../src/pg/restore';
 import { defaultExpectedErrors } from '../src/pg/restore-errors';
 import { compareServers } from '../src/pg/verify';
+import { compareDatabase } from '../src/pg/verify/database';
+import { compareLargeObjects } from '../src/pg/verify/large-objects';
 import { MAX_DETAIL_LINES, MAX_MISMATCHES, ReportBuilder } from '../src/pg/verify/report';
+import { openSnapshotPool } from '../src/pg/verify/session';
+import { aclItemWithoutMaintain, normalizeClass } from '../src/pg/verify/version-differences';
 import {
   AWKWARD_DB,
   BIG_ROWS,
@@ -153,6 +158,128 @@ describe('a faithful copy', () => {
   it('names a database the plan did not accept to leave behind', async () => {
     const strict = await compareServers(source, target, { adminRole: ADMIN });
     expect(strict.mismatches).toEqual([`${CLOSED_DB}: database missing on target`]);
+  });
+});
+
+/** Runs `fn` on a client of each server inside a transaction rolled back after: what it sets up vanishes. */
+async function rolledBack(
+  db: string,
+  fn: (s: Client, t: Client) => Promise<void>,
+  setup: { source?: string; target?: string } = {},
+): Promise<void> {
+  await withClient(source, db, (s) =>
+    withClient(target, db, async (t) => {
+      await Promise.all([s.query('BEGIN'), t.query('BEGIN')]);
+      try {
+        if (setup.source) await s.query(setup.source);
+        if (setup.target) await t.query(setup.target);
+        await fn(s, t);
+      } finally {
+        await Promise.all([s.query('ROLLBACK'), t.query('ROLLBACK')]);
+      }
+    }),
+  );
+}
+
+describe('what the verification cannot read or prove', () => {
+  it('keeps the fields of a large object apart in its hash (oid 77001 and owner "1x" are not 770011 and "x")', async () => {
+    const report = new ReportBuilder();
+    const lo = (oid: number, owner: string) =>
+      `CREATE ROLE ${owner}; SELECT lo_from_bytea(${oid}, 'same'); ALTER LARGE OBJECT ${oid} OWNER TO ${owner};
+       REVOKE ALL ON LARGE OBJECT ${oid} FROM ${owner}`;
+    await rolledBack('shop', (s, t) => compareLargeObjects(s, t, 'shop', report), {
+      source: lo(77001, '"1x"'),
+      target: lo(770011, 'x'),
+    });
+    expect(report.report.mismatches).toEqual([
+      'shop: large object 77001: missing on target',
+      'shop: large object 770011: on the target only',
+    ]);
+  });
+
+  it('compares a large object over 1 GB in chunks, finding a byte that differs at its end', async () => {
+    const report = new ReportBuilder();
+    // Sparse: a byte past 1 GB, the pages before it never written; lo_get cannot read it whole (54000).
+    const big = (last: string) =>
+      `SELECT lo_from_bytea(77002, 'head'); SELECT lo_put(77002, 1073741824, '${last}')`;
+    await rolledBack('shop', (s, t) => compareLargeObjects(s, t, 'shop', report), {
+      source: big('x'),
+      target: big('y'),
+    });
+    expect(report.report.notes).toEqual([]);
+    expect(report.report.mismatches).toEqual(['shop: large object 77002: content differs']);
+    expect(report.report.classes!['large objects']).toEqual({ compared: 4, mismatched: 1 });
+  }, 120_000);
+
+  it('still compares owners and privileges when the role may not read the contents, and is not ok', async () => {
+    const report = new ReportBuilder();
+    await rolledBack('shop', (s, t) => compareLargeObjects(s, t, 'shop', report), {
+      source: 'SET LOCAL ROLE reporting',
+      target: `ALTER LARGE OBJECT 424244 OWNER TO app; SET LOCAL ROLE reporting`,
+    });
+    expect(report.report.ok).toBe(false);
+    const denied = (side: string) =>
+      `shop: large objects: contents not verified: the role "reporting" may not read some of them on the ${side} ` +
+      '(their OIDs, owners and privileges were compared); verify as a superuser, or GRANT SELECT ON LARGE ' +
+      'OBJECT <oid> TO "reporting" for each';
+    expect(report.report.mismatches).toEqual([
+      denied('source'),
+      denied('target'),
+      `shop: large object 424244: owner differs (source ${ADMIN}, target app); privileges differ`,
+    ]);
+  });
+
+  it('lets any other error of the large objects go on, for a retry', async () => {
+    const report = new ReportBuilder();
+    const s = await openClient(source, 'shop');
+    s.on('error', () => undefined);
+    try {
+      await withClient(target, 'shop', async (t) => {
+        await Promise.all([s.query('BEGIN'), t.query('BEGIN')]);
+        // A killed backend: the source's summary fails, and so would ROLLBACK TO SAVEPOINT.
+        const pid = (await s.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0].p;
+        await sql(source, 'postgres', `SELECT pg_terminate_backend(${pid})`);
+        await expect(compareLargeObjects(s, t, 'shop', report)).rejects.toThrow(/terminat|connection/i);
+        await t.query('ROLLBACK');
+      });
+    } finally {
+      await s.end().catch(() => undefined);
+    }
+    expect(report.report.notes).toEqual([]);
+  });
+
+  it('errors instead of reading only the rows a role subject to row-level security sees', async () => {
+    const pool = await openSnapshotPool(source, 'shop', 1);
+    try {
+      await pool.leader.query('SET LOCAL ROLE reporting');
+      await expect(pool.leader.query('SELECT count(*) FROM public.orders')).rejects.toThrow(
+        /row-level security policy for table "orders"/,
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('is not ok when a source older than 12 only lets rows be counted', async () => {
+    const report = new ReportBuilder();
+    await compareDatabase(source, target, AWKWARD_DB, report, {
+      versions: { source: 11, target: 17 },
+      parallel: 1,
+    });
+    expect(report.report.ok).toBe(false);
+    expect(report.report.mismatches).toEqual([
+      expect.stringMatching(/^"we\\"ird db": not verified: PostgreSQL 11 → 17: .*rows were only counted$/),
+    ]);
+  });
+
+  it("strips 17's MAINTAIN from the privilege letters only, whatever the grantee's name holds", () => {
+    expect(aclItemWithoutMaintain('"a=m"=r/o')).toBe('"a=m"=r/o');
+    expect(aclItemWithoutMaintain('"x""=m"=m*r/"o=m"')).toBe('"x""=m"=r/"o=m"');
+    expect(aclItemWithoutMaintain('=arwdDxtm/o')).toBe('=arwdDxt/o');
+    const source = new Map([['t', { privileges: ['"a=m"=r/o', 'o=arwdDxt/o'] }]]);
+    const target = new Map([['t', { privileges: ['"a=m"=r/o', 'o=arwdDxtm/o'] }]]);
+    normalizeClass('tables and views', source, target, { source: 14, target: 17 }, () => undefined);
+    expect(target.get('t')!.privileges).toEqual(source.get('t')!.privileges);
   });
 });
 

@@ -197,9 +197,13 @@ function aclStatements(p: DatabaseProperties, target: TargetDatabaseState): stri
     })),
   ];
   const out = [`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`];
+  // The owner too, though it may hold nothing yet: target.grantees was read before the statements ran, and
+  // the first REVOKE on a default (NULL) ACL spells out the owner's CTc, as ALTER ... OWNER TO moves the old
+  // owner's entries to the new one. Left there, they would stay when the source's owner gave some up.
   // CASCADE: what a grantee granted on with its grant option goes with it.
-  for (const role of target.grantees)
-    out.push(`REVOKE ALL ON DATABASE ${db} FROM ${quoteIdent(role)} CASCADE`);
+  const revoked = target.roles.has(p.owner) ? [p.owner] : [];
+  revoked.push(...target.grantees.filter((role) => role !== p.owner));
+  for (const role of revoked) out.push(`REVOKE ALL ON DATABASE ${db} FROM ${quoteIdent(role)} CASCADE`);
 
   // One GRANT per grantor, grantee and grant option, owner's first: another grantor needs its grant option.
   const groups = new Map<string, { item: AclItem; privileges: string[] }>();

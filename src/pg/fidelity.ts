@@ -6,6 +6,7 @@
 // pg_dumpall leaves out too, are carried by database-properties.ts and need no finding here.
 import type { Client } from 'pg';
 import { type PgTarget, quoteIdent, withClient } from './connection';
+import { FULL_COMPARE_MAJOR } from './verify/database';
 
 export interface SourceDatabase {
   name: string;
@@ -25,6 +26,8 @@ export interface SecurityLabelCount {
 
 /** What the source holds that decides what a dump of it carries. Names and counts only: no secret. */
 export interface SourceFacts {
+  /** The source's major version. */
+  major: number;
   role: string;
   superuser: boolean;
   databases: SourceDatabase[];
@@ -53,6 +56,9 @@ export async function checkFidelity(source: PgTarget, accept: AcceptedLosses): P
 
 const quoted = (name: string) => JSON.stringify(name);
 
+/** The oldest source whose copy the verification can prove (see FULL_COMPARE_MAJOR in verify/database.ts). */
+const PROVABLE_MAJOR = FULL_COMPARE_MAJOR;
+
 /** Whether pg_dumpall skips a database without a word (template0 holds nothing of the source's own). */
 function skippedByDump(db: SourceDatabase): boolean {
   return db.name !== 'template0' && (!db.allowsConnections || db.invalid);
@@ -62,6 +68,15 @@ export function judgeFidelity(facts: SourceFacts, accept: AcceptedLosses): Fidel
   const refusals: string[] = [];
   const warnings: string[] = [];
   const accepted = new Set(accept.skipDatabases);
+
+  if (facts.major < PROVABLE_MAJOR) {
+    refusals.push(
+      `the source runs PostgreSQL ${facts.major}: pgshift verifies a copy by comparing the rows' text on both ` +
+        `sides, and before ${PROVABLE_MAJOR} a server prints floating-point values differently from the ` +
+        `${PROVABLE_MAJOR}+ target, so it cannot prove the copy is complete; upgrade the source to ` +
+        `${PROVABLE_MAJOR} or later first (or migrate it with another tool)`,
+    );
+  }
 
   for (const db of facts.databases.filter(skippedByDump)) {
     const why = db.invalid
@@ -204,6 +219,7 @@ export async function readSourceFacts(source: PgTarget): Promise<SourceFacts> {
           ).rows
         : [];
     return {
+      major,
       role: who[0].role,
       superuser: who[0].superuser,
       databases,

@@ -110,9 +110,11 @@ export async function compareDatabase(
         diffEntries(cls.name, where, se, te, report);
       }
     } else {
-      report.note(
-        `${where}: PostgreSQL ${opts.versions.source} → ${opts.versions.target}: the schema fingerprint and row ` +
-          `contents need ${FULL_COMPARE_MAJOR} or later on both sides; rows were counted, not compared`,
+      // Counting proves nothing about the rows' contents: the run must not say ok (preflight refuses such a
+      // source; this guards a verification started some other way).
+      report.mismatch(
+        `${where}: not verified: PostgreSQL ${opts.versions.source} → ${opts.versions.target}: the schema ` +
+          `fingerprint and row contents need ${FULL_COMPARE_MAJOR} or later on both sides; rows were only counted`,
       );
     }
     const tables = await compareUnits(s, t, where, db, full, report, opts);

@@ -49,6 +49,11 @@ export async function compareServers(
     try {
       if (versions.source >= FULL_COMPARE_MAJOR && versions.target >= FULL_COMPARE_MAJOR) {
         await compareGlobals(s, t, versions, opts.adminRole, report);
+      } else {
+        report.mismatch(
+          `not verified: PostgreSQL ${versions.source} → ${versions.target}: roles, memberships and tablespaces ` +
+            `are compared from ${FULL_COMPARE_MAJOR} on, on both sides`,
+        );
       }
       ({ readable } = await compareDatabases(s, t, opts.skipDatabases ?? [], report));
     } finally {

@@ -11,13 +11,15 @@ import { type PgTarget, openClient } from '../connection';
  * - lc_monetary = C: money output follows it (C exists everywhere; a locale may not exist on the target);
  * - search_path = pg_catalog: reg* values, function signatures and view definitions come out schema-
  *   qualified, so they do not depend on a user's search_path;
- * - statement_timeout = 0 and lock_timeout = 0: a long checksum must not be cut by a role's default.
+ * - statement_timeout = 0 and lock_timeout = 0: a long checksum must not be cut by a role's default;
+ * - row_security = off: a verifying role subject to row-level security gets an error, instead of
+ *   checksumming only the rows its policies let it see.
  * lc_numeric, lc_time and xmloption affect only to_char and input, not output functions.
  */
 export const OUTPUT_SETTINGS = `SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
   SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex';
   SET LOCAL lc_monetary = 'C'; SET LOCAL search_path = pg_catalog; SET LOCAL statement_timeout = 0;
-  SET LOCAL lock_timeout = 0`;
+  SET LOCAL lock_timeout = 0; SET LOCAL row_security = off`;
 
 /** Connections to one database of one server, all reading the same snapshot. */
 export interface SnapshotPool {

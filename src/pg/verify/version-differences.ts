@@ -42,11 +42,27 @@ export function databaseLocaleSql(major: number): string {
 /** 17 added the MAINTAIN privilege ('m'), which owners of tables hold by default. */
 function withoutMaintain(acl: unknown): unknown {
   if (!Array.isArray(acl)) return acl;
-  return acl.map((item) =>
-    typeof item === 'string'
-      ? item.replace(/=([^/]*)\//, (_m, privs: string) => `=${privs.replace(/m/g, '')}/`)
-      : item,
-  );
+  return acl.map((item) => (typeof item === 'string' ? aclItemWithoutMaintain(item) : item));
+}
+
+/**
+ * An aclitem's text is `grantee=privileges/grantor`, the grantee empty for PUBLIC or double-quoted (with ""
+ * for a quote) when it holds anything but letters, digits and _: a quoted name may hold '=' and 'm', so the
+ * privileges start at the first '=' after it. 'm' and its grant option '*' are taken out of the letters.
+ */
+export function aclItemWithoutMaintain(item: string): string {
+  let i = 0;
+  if (item.startsWith('"')) {
+    for (i = 1; i < item.length; i++) {
+      if (item[i] !== '"') continue;
+      if (item[i + 1] !== '"') break;
+      i++;
+    }
+  }
+  const eq = item.indexOf('=', i);
+  const slash = item.indexOf('/', eq + 1);
+  if (eq < 0 || slash < 0) return item;
+  return item.slice(0, eq + 1) + item.slice(eq + 1, slash).replace(/m\*?/g, '') + item.slice(slash);
 }
 
 /** 17 stores "no statistics target set" as NULL where older versions stored -1. */
