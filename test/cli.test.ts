@@ -132,7 +132,8 @@ test('dev runs a dev server with its UI and a worker until Ctrl-C, keeping histo
   dev.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
   try {
-    for (let i = 0; i < 240 && !output.includes('Worker running'); i++)
+    // A dev server and a worker bundling the workflows: minutes on a loaded machine, seconds on an idle one.
+    for (const deadline = Date.now() + 180_000; !output.includes('Worker running') && Date.now() < deadline;)
       await new Promise((r) => setTimeout(r, 250));
     expect(output).toContain(`Web UI http://localhost:${uiPort}`);
     // A server this fresh may still be opening its visibility store on a loaded machine: a few tries.

@@ -109,14 +109,15 @@ async function fingerprint(conn: DatabaseConnection, skip: (table: string) => bo
 /** The history as text with every payload decoded (they travel base64-encoded), so a secret would show. */
 async function waitForGate(id: string): Promise<MigrationStatus> {
   const handle = client.workflow.getHandle(id);
-  for (let i = 0; i < 600; i++) {
+  // Generous: the copy runs real clusters, and a loaded machine takes minutes over it.
+  for (const deadline = Date.now() + 12 * 60_000; Date.now() < deadline;) {
     const status = await handle.query(statusQuery);
     if (status.cutover.waiting) return status;
     const { status: exec } = await handle.describe();
     if (exec.name !== 'RUNNING') throw new Error(`migration ended before the cutover gate: ${exec.name}`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error('the migration never reached the cutover gate');
+  throw new Error('the migration did not reach the cutover gate within 12 minutes');
 }
 
 test('migrates 14 → 17 with a live writer, across a worker restart: content identical, app back on the target', async () => {
@@ -189,7 +190,8 @@ test('migrates 14 → 17 with a live writer, across a worker restart: content id
   expect((await platform.getConfig('writer', ENV)).DB_URL).toBe(target.url);
   const maxId = ids.reduce((m, id) => Math.max(m, Number(id)), 0);
   let newRows = 0;
-  for (let i = 0; i < 60 && newRows === 0; i++) {
+  // Until the restarted writers connect and write; bounded by time, not by a count of polls.
+  for (const deadline = Date.now() + 180_000; newRows === 0 && Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 500));
     newRows = await withClient(target, target.database, async (c) =>
       Number((await c.query('SELECT count(*) AS n FROM events WHERE id > $1', [maxId])).rows[0].n),

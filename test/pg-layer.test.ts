@@ -251,16 +251,20 @@ describe('dump', () => {
   it('stops pg_dumpall when cancelled and leaves no file behind', async () => {
     const path = join(work, 'cancelled', 'dump.sql');
     const controller = new AbortController();
-    const started = Date.now();
+    let abortedAt = 0;
     const err = await dumpAll(source, path, {
       adminRole: ADMIN,
       signal: controller.signal,
-      onProgress: () => controller.abort(new Error('cancelled by test')),
+      onProgress: () => {
+        abortedAt ||= Date.now();
+        controller.abort(new Error('cancelled by test'));
+      },
     }).catch((e: unknown) => e);
     expect((err as Error).message).toBe('cancelled by test');
-    expect(Date.now() - started).toBeLessThan(10_000);
+    // From the abort, not the start: a loaded machine may take long to start pg_dumpall, never to kill it.
+    expect(Date.now() - abortedAt).toBeLessThan(10_000);
     // pg_dumpall and the pg_dump it started are gone, so are their sessions.
-    expect(await waitFor(async () => (await otherSessions(source)) === 0, 10_000)).toBe(true);
+    expect(await waitFor(async () => (await otherSessions(source)) === 0, 60_000)).toBe(true);
     expect(await exists(path)).toBe(false);
     expect(await exists(`${path}.partial`)).toBe(false);
   });

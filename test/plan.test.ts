@@ -279,7 +279,8 @@ describe('loadPlanFile', () => {
     expect(() => loadPlanFile(path)).toThrow(
       `plan file ${path} is 52428800 bytes, more than the ${MAX_PLAN_BYTES} bytes (1 MiB) a plan may have`,
     );
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // A stat, however loaded the machine; parsing the file took minutes.
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 
   it('accepts a plan of exactly the cap, and refuses one byte more', () => {

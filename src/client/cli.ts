@@ -1,14 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { loadPlanFile } from '../plan/load';
-import { connectClient } from './temporal-client';
 import { runCommand, RefusedError } from './exit';
-import { startMigration } from './start';
-import { rehearseCommand } from './rehearse';
-import { fetchStatus, formatStatus, type StatusView } from './status';
+import type { StatusView } from './status';
 import type { WorkflowHandle } from '@temporalio/client';
-import { listMigrations } from './list';
-import { runDev, runWorker } from './dev';
 import { localCommand } from './local-command';
+import { workflowIdProblem } from './migration-id';
+import { parseDuration } from '../lib/duration';
 import { temporalSettings, workflowUiUrl } from '../temporal/connection';
 import {
   abortSignal,
@@ -17,6 +13,20 @@ import {
   keepSourceSignal,
 } from '../workflows/definitions';
 import { REHEARSAL_WORKFLOW_TYPE } from '../workflows/rehearsal-definitions';
+
+// A command loads the Temporal SDK (a third of a second) and the worker (more) when it runs, not before:
+// `pgshift --help` and a mistyped flag answer at once.
+const connectClient = async () => (await import('./temporal-client')).connectClient();
+const fetchStatus: typeof import('./status').fetchStatus = async (...args) =>
+  (await import('./status')).fetchStatus(...args);
+const startMigration: typeof import('./start').startMigration = async (...args) =>
+  (await import('./start')).startMigration(...args);
+const rehearseCommand: typeof import('./rehearse').rehearseCommand = async (...args) =>
+  (await import('./rehearse')).rehearseCommand(...args);
+const listMigrations: typeof import('./list').listMigrations = async (...args) =>
+  (await import('./list')).listMigrations(...args);
+const runWorker = async () => (await import('./dev')).runWorker();
+const runDev: typeof import('./dev').runDev = async (...args) => (await import('./dev')).runDev(...args);
 
 const program = new Command('pgshift')
   .description('Durable PostgreSQL dump-and-restore migrations on Temporal')
@@ -30,11 +40,21 @@ program
   .command('start')
   .description('validate a plan and start its migration')
   .requiredOption('-f, --file <plan>', 'plan file (YAML or JSON)')
-  .option('--id <id>', 'workflow id (default: derived from platform, environment and source)')
+  .option(
+    '--id <id>',
+    'workflow id (default: derived from platform, environment and source)',
+    parseWorkflowId,
+  )
   .option('--wait', 'wait for the migration to finish, showing its progress')
-  .action((opts: { file: string; id?: string; wait?: boolean }) =>
+  .option(
+    '--downtime-estimate <duration>',
+    'the expected downtime, e.g. a rehearsal\'s estimate ("90s"): overrides plan.cutover.downtimeEstimate',
+    parseDowntimeEstimate,
+  )
+  .action((opts: { file: string; id?: string; wait?: boolean; downtimeEstimate?: string }) =>
     runCommand(async () => {
-      const plan = loadPlanFile(opts.file);
+      const plan = (await import('../plan/load')).loadPlanFile(opts.file);
+      if (opts.downtimeEstimate) plan.cutover.downtimeEstimate = opts.downtimeEstimate;
       const client = await connectClient();
       const handle = await startMigration(client, plan, { id: opts.id });
       console.log(`Started migration ${handle.workflowId}`);
@@ -51,7 +71,11 @@ program
       'restore errors; production is never written to, and everything created is removed',
   )
   .requiredOption('-f, --file <plan>', 'plan file (YAML or JSON), the same as for start')
-  .option('--id <id>', 'workflow id (default: pgshift-rehearsal-<platform>-<environment>-<source>)')
+  .option(
+    '--id <id>',
+    'workflow id (default: pgshift-rehearsal-<platform>-<environment>-<source>)',
+    parseWorkflowId,
+  )
   .option('--wait', 'wait for the report (exit 0: ok, 1: problems found or the rehearsal failed)')
   .option('--json', 'machine-readable output')
   .action((opts: { file: string; id?: string; wait?: boolean; json?: boolean }) =>
@@ -59,7 +83,12 @@ program
   );
 
 async function watch(workflowId: string, once = false, json = false): Promise<number> {
+  const { formatStatus } = await import('./status');
+  const { watchDisplay } = await import('./step-progress');
   const client = await connectClient();
+  // Each step is a line as it starts and ends, with a live progress bar (a periodic line without a
+  // terminal), then the full status.
+  const display = once || json ? undefined : await watchDisplay();
   for (;;) {
     const view = await fetchStatus(client, workflowId);
     const running = view.execution === 'RUNNING';
@@ -67,10 +96,12 @@ async function watch(workflowId: string, once = false, json = false): Promise<nu
       if (!running || once) {
         console.log(JSON.stringify(view, null, 2));
       }
-    } else if (process.stdout.isTTY && !once) {
-      process.stdout.write(`\x1b[2J\x1b[H${formatStatus(view)}\n`);
-    } else if (!running || once) {
-      console.log(formatStatus(view));
+    } else {
+      display?.show(view);
+      if (!running || once) {
+        display?.stop();
+        console.log(formatStatus(view));
+      }
     }
     if (!running || once) return view.execution === 'COMPLETED' || running ? 0 : 1;
     await new Promise((r) => setTimeout(r, 2000));
@@ -80,7 +111,7 @@ async function watch(workflowId: string, once = false, json = false): Promise<nu
 program
   .command('status')
   .description("a migration's steps, timings, copy progress, downtime, verification and errors")
-  .argument('<id>', 'migration (workflow) id')
+  .argument('<id>', 'migration (workflow) id', parseWorkflowId)
   .option('--watch', 'refresh until the migration ends')
   .option('--json', 'machine-readable output')
   .action((id: string, opts: { watch?: boolean; json?: boolean }) =>
@@ -113,7 +144,7 @@ async function signalWhen(
 program
   .command('cutover')
   .description('confirm the cutover of a migration waiting for it')
-  .argument('<id>', 'migration (workflow) id')
+  .argument('<id>', 'migration (workflow) id', parseWorkflowId)
   .action((id: string) =>
     runCommand(() =>
       signalWhen(
@@ -131,7 +162,7 @@ program
 program
   .command('abort')
   .description('roll a migration back (before its point of no return)')
-  .argument('<id>', 'migration (workflow) id')
+  .argument('<id>', 'migration (workflow) id', parseWorkflowId)
   .option('--reason <text>', 'why, for the history')
   .action((id: string, opts: { reason?: string }) =>
     runCommand(() =>
@@ -169,7 +200,7 @@ for (const { name, description, signal, done } of [
   program
     .command(name)
     .description(description)
-    .argument('<id>', 'migration (workflow) id')
+    .argument('<id>', 'migration (workflow) id', parseWorkflowId)
     .action((id: string) =>
       runCommand(() =>
         signalWhen(id, notAwaitingSourceDeprovision, (handle) => handle.signal(signal), done(id)),
@@ -198,6 +229,19 @@ program
   .action((opts: { port: number; uiPort: number }) => runCommand(() => runDev(opts)));
 
 program.addCommand(localCommand());
+
+function parseWorkflowId(value: string): string {
+  const problem = workflowIdProblem(value);
+  if (problem) throw new InvalidArgumentError(`a workflow id ${problem}.`);
+  return value;
+}
+
+function parseDowntimeEstimate(value: string): string {
+  if (parseDuration(value) === undefined) {
+    throw new InvalidArgumentError('must be a duration such as "90s", "20m" or "2h".');
+  }
+  return value;
+}
 
 function parsePort(value: string): number {
   const n = Number(value);

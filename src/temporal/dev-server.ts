@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DEV_SERVER_SEARCH_ATTRIBUTE_ARGS, resolveTemporalCli } from './temporal-cli';
@@ -20,6 +20,8 @@ export interface DevServerOptions {
   uiPort?: number;
   /** Leave the server running after this process exits (the demo does, so its UI link keeps working). */
   detached?: boolean;
+  /** The test harness's server: history in memory, no Web UI (the log still goes to the home). */
+  ephemeral?: boolean;
 }
 
 export function isPortOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
@@ -57,7 +59,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     // Users with internet and no Go: the SDK downloads the CLI. It lives as long as this process.
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { ip: '127.0.0.1', port, ui: true, uiPort, dbFilename, searchAttributes: SEARCH_ATTRIBUTES },
+      server: options.ephemeral
+        ? { ip: '127.0.0.1', port, searchAttributes: SEARCH_ATTRIBUTES }
+        : { ip: '127.0.0.1', port, ui: true, uiPort, dbFilename, searchAttributes: SEARCH_ATTRIBUTES },
     });
     return { address, uiUrl, stop: () => env.teardown() };
   }
@@ -72,22 +76,26 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       '127.0.0.1',
       '--port',
       String(port),
-      '--ui-port',
-      String(uiPort),
-      '--db-filename',
-      dbFilename,
+      ...(options.ephemeral ? ['--headless'] : ['--ui-port', String(uiPort), '--db-filename', dbFilename]),
       '--log-level',
       'warn',
       ...DEV_SERVER_SEARCH_ATTRIBUTE_ARGS,
     ],
     { detached: options.detached, stdio: ['ignore', log, log] },
   );
+  closeSync(log); // the server has its own copy
   const exited = new Promise<never>((_, reject) =>
     child.once('exit', (code) =>
       reject(new Error(`the Temporal dev server exited (code ${code}); see ${logPath}`)),
     ),
   );
-  await Promise.race([waitForPort('127.0.0.1', port, 60_000), exited]);
+  try {
+    // Generous: a loaded machine takes its time to open the history store.
+    await Promise.race([waitForPort('127.0.0.1', port, 180_000), exited]);
+  } catch (err) {
+    child.kill('SIGTERM');
+    throw err;
+  }
   if (options.detached) {
     child.unref();
     writeFileSync(join(options.home, 'temporal.pid'), `${child.pid}\n`);
@@ -98,8 +106,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     pid: child.pid,
     stop: async () => {
       if (options.detached || child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      const stubborn = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await gone;
+      clearTimeout(stubborn);
     },
   };
 }

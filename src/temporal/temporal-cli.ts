@@ -1,10 +1,10 @@
 // Finds the Temporal CLI (which embeds the dev server). Machines of this project cannot download it, so the
 // SDK's own download is the last resort; before it we look where a user or CI may have put it, and build it.
-import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
+import { goInstall } from './go-install';
 
 /** Later tags of the CLI carry a `replace` directive in go.mod, which `go install pkg@version` refuses. */
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
@@ -60,23 +60,6 @@ export function cachedTemporalCliPath(): string {
   return join(repoRoot(), '.cache', 'bin', 'temporal');
 }
 
-function goInstall(go: string, gobin: string): Promise<void> {
-  mkdirSync(gobin, { recursive: true });
-  return new Promise((resolve, reject) => {
-    // Go's own output goes to our stderr: a build this long must show it is alive.
-    const child = spawn(go, ['install', TEMPORAL_CLI_MODULE], {
-      env: { ...process.env, GOBIN: gobin },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`go install ${TEMPORAL_CLI_MODULE} failed (${signal ?? `exit ${code}`})`)),
-    );
-  });
-}
-
 export interface ResolveTemporalCliOptions {
   /** Build with `go install` when nothing else is found (default true). */
   build?: boolean;
@@ -103,15 +86,17 @@ export async function resolveTemporalCli(
   const go = onPath('go');
   if (!go) return undefined;
   process.stderr.write(
-    `pgshift: building the Temporal CLI with \`go install ${TEMPORAL_CLI_MODULE}\` into ${dirname(cached)} ` +
-      `(about 8 minutes, once; set TEMPORAL_CLI_PATH to use an existing binary)\n`,
+    `pgshift: no Temporal CLI (it runs the local dev server) at TEMPORAL_CLI_PATH, on PATH or in ` +
+      `${dirname(cached)}; building it there with \`go install ${TEMPORAL_CLI_MODULE}\`: 8-17 minutes on ` +
+      `2 cores the first time, later builds reuse Go's cache. To skip it, stop now (Ctrl-C) and set ` +
+      `TEMPORAL_CLI_PATH to an existing \`temporal\` binary.\n`,
   );
   try {
-    await goInstall(go, dirname(cached));
+    await goInstall({ go, module: TEMPORAL_CLI_MODULE, gobin: dirname(cached) });
   } catch (err) {
     // Go without a module proxy in reach: the SDK's download is the one way left.
     process.stderr.write(
-      `pgshift: ${(err as Error).message}; falling back to the SDK's download of the CLI\n`,
+      `pgshift: ${(err as Error).message}\npgshift: falling back to the SDK's download of the CLI\n`,
     );
     return undefined;
   }

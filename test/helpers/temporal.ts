@@ -3,8 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import type { LogLevel } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { DevServer } from '../../src/temporal/dev-server';
+import { TestSdkLogger } from './sdk-log';
 
 /** host:port of the dev server (set by global-setup; set it yourself to reuse a running server). */
 export const TEMPORAL_ADDRESS_ENV = 'PGSHIFT_TEST_TEMPORAL_ADDRESS';
@@ -14,8 +15,9 @@ export const TEST_NAMESPACE = 'default';
 
 /** What global-setup leaves for global-teardown (same process). */
 export interface TestHarnessState {
+  /** The harness directory: the workflow bundle, the dev server's history and log. */
   dir: string;
-  env?: TestWorkflowEnvironment;
+  server?: DevServer;
 }
 
 declare global {
@@ -41,15 +43,18 @@ export function testWorkflowBundlePath(): string {
 }
 
 let runtimeInstalled = false;
-/** The SDK logs every worker start at INFO; tests show warnings and up (PGSHIFT_TEST_LOG_LEVEL to change). */
+/**
+ * The SDK's log goes to the test logger (test/helpers/sdk-log.ts): warnings and up, printed only for a
+ * test that fails; PGSHIFT_TEST_LOG_LEVEL=INFO (or another level) prints from that level as it happens.
+ */
 export function installTestRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const level = (process.env.PGSHIFT_TEST_LOG_LEVEL ?? 'WARN') as LogLevel;
+  const level = process.env.PGSHIFT_TEST_LOG_LEVEL as LogLevel | undefined;
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({ logger: new TestSdkLogger(level ?? 'WARN', level !== undefined) });
   } catch {
-    // The Runtime already exists (global-setup's, when Jest runs in band): keep it.
+    // This module registry has its Runtime already (created before this call): keep it.
   }
 }
 
