@@ -11,7 +11,7 @@ if (stale === undefined) {
 } else {
   if (process.stderr.isTTY) {
     process.stderr.write(
-      `pgshift: src/${stale} is newer than its build; running the sources through tsx (slow start). ` +
+      `pgshift: the compiled CLI is out of date (${stale}); running the sources through tsx (slow start). ` +
         '`npm run build` makes it fast again.\n',
     );
   }

@@ -1,2 +1,3 @@
-/** The first src/ file (relative path) whose dist/ counterpart is missing or older; undefined if none. */
+/** What makes dist/ stale: the first src/ entry changed since the build started, or 'no build yet'. */
 export function staleSource(): string | undefined;
+export const STAMP: string;

@@ -5,6 +5,8 @@ const { join } = require('node:path');
 
 const SRC = join(__dirname, '..', 'src');
 const DIST = join(__dirname, '..', 'dist');
+/** Written by bin/build-cli.js, dated when that build started. */
+const STAMP = '.build-started';
 
 function mtimeOf(path) {
   try {
@@ -14,8 +16,17 @@ function mtimeOf(path) {
   }
 }
 
-/** The first src/ file (relative path) whose dist/ counterpart is missing or older; undefined if none. */
-function staleSource(rel = '') {
+/** What makes dist/ stale: the first src/ entry changed since the build started, or 'no build yet'. */
+function staleSource() {
+  const built = mtimeOf(join(DIST, STAMP));
+  const src = mtimeOf(SRC);
+  if (src === undefined) return undefined; // an installed copy without its sources: dist/ is all there is
+  if (built === undefined) return 'no build yet';
+  if (src > built) return 'src/';
+  return newerThan(built, '');
+}
+
+function newerThan(built, rel) {
   let entries;
   try {
     entries = readdirSync(join(SRC, rel), { withFileTypes: true });
@@ -25,14 +36,15 @@ function staleSource(rel = '') {
   for (const entry of entries) {
     const path = rel ? `${rel}/${entry.name}` : entry.name;
     if (entry.isDirectory()) {
-      const stale = staleSource(path);
+      // A directory's mtime moves when a file in it is added, removed or renamed.
+      if (mtimeOf(join(SRC, path)) > built) return `src/${path}/`;
+      const stale = newerThan(built, path);
       if (stale) return stale;
-    } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-      const built = mtimeOf(join(DIST, path.replace(/\.ts$/, '.js')));
-      if (built === undefined || built < mtimeOf(join(SRC, path))) return path;
+    } else if (mtimeOf(join(SRC, path)) > built) {
+      return `src/${path}`;
     }
   }
   return undefined;
 }
 
-module.exports = { staleSource };
+module.exports = { staleSource, STAMP };

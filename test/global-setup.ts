@@ -33,14 +33,13 @@ function freePort(): Promise<number> {
  */
 async function buildCli(): Promise<string> {
   if (staleSource() === undefined) return 'CLI build current';
-  const tsc = require.resolve('typescript/bin/tsc');
   try {
-    await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: REPO });
+    await promisify(execFile)(process.execPath, [join(REPO, 'bin', 'build-cli.js')], { cwd: REPO });
     return 'CLI built';
   } catch (err) {
     // A syntax error somewhere: the test of that file says so; bin/pgshift.js runs the sources meanwhile.
-    const output = (err as { stdout?: string }).stdout ?? String(err);
-    process.stderr.write(`\ntsc -p tsconfig.build.json failed; the CLI runs through tsx:\n${output}\n`);
+    const output = (err as { stderr?: string }).stderr ?? String(err);
+    process.stderr.write(`\nthe CLI build failed; the CLI runs through tsx:\n${output}\n`);
     return 'CLI build failed';
   }
 }

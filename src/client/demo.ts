@@ -121,11 +121,11 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
   }
 }
 
-/** What each answer does, as the workflow does it: `y` is the cutover signal, anything else the abort. */
+/** What each answer does, as the workflow does it: `y` is the cutover signal, `n` or Enter the abort. */
 function cutoverQuestion(source: string, target: string): string[] {
   return [
     `  y         cut over: DB_URL is pointed at ${target} and the writer app is scaled back up on it`,
-    `  N, Enter  abort: the migration rolls back — DB_URL stays on ${source}, the writer app is scaled back up`,
+    `  n, Enter  abort: the migration rolls back — DB_URL stays on ${source}, the writer app is scaled back up`,
     `            on ${source}, the dump and ${target} are removed — and the demo ends with exit code 1`,
   ];
 }
@@ -139,13 +139,30 @@ async function askCutover(status: MigrationStatus): Promise<boolean> {
     `${since !== undefined ? `[downtime ${formatDuration(Date.now() - since)}] ` : ''}Cut over to ${status.target}? [y/N] `;
   rl.setPrompt(prompt());
   rl.prompt();
-  const timer = setInterval(() => {
-    rl.setPrompt(prompt());
-    rl.prompt(true); // keeps what was typed so far
-  }, 1000);
+  // Only a terminal can redraw a line; into a pipe or a file the prompt would repeat every second.
+  const timer = process.stdout.isTTY
+    ? setInterval(() => {
+        rl.setPrompt(prompt());
+        rl.prompt(true); // keeps what was typed so far
+      }, 1000)
+    : undefined;
   try {
-    const answer = await new Promise<string>((resolve, reject) => {
-      rl.once('line', resolve);
+    const answer = await new Promise<boolean>((resolve, reject) => {
+      // Anything but yes or no is asked again: a typo must not roll a migration back.
+      const onLine = (line: string) => {
+        const text = line.trim();
+        if (/^y(es)?$/i.test(text)) resolve(true);
+        else if (text === '' || /^no?$/i.test(text)) resolve(false);
+        else {
+          console.log(
+            `  "${text.slice(0, 20)}" is neither y nor n; answer y to cut over, n or Enter to roll back`,
+          );
+          rl.setPrompt(prompt());
+          rl.prompt();
+          rl.once('line', onLine);
+        }
+      };
+      rl.once('line', onLine);
       // Ctrl-C or Ctrl-D is no answer: the migration keeps waiting, as for a client that went away.
       const noAnswer = () =>
         reject(
@@ -157,9 +174,9 @@ async function askCutover(status: MigrationStatus): Promise<boolean> {
       rl.once('SIGINT', noAnswer);
       rl.once('close', noAnswer);
     });
-    return /^y(es)?$/i.test(answer.trim());
+    return answer;
   } finally {
-    clearInterval(timer);
+    if (timer) clearInterval(timer);
     rl.close();
   }
 }
