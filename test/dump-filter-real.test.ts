@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
+import type { LocalPlatform } from '../src/platform/local';
 import { findClientTools } from '../src/pg/client-tools';
 import { type PgTarget, libpqArgs, libpqEnv, withClient } from '../src/pg/connection';
 import { dumpAll } from '../src/pg/dump';
 import { DumpFilterError } from '../src/pg/password-filter';
 import { restoreDump } from '../src/pg/restore';
 import { defaultExpectedErrors } from '../src/pg/restore-errors';
+import { startClusterPair } from './helpers/cluster-pair';
 
 const ENV = 'dump-filter-real';
 const ADMIN = 'aptible';
@@ -113,14 +114,10 @@ async function rawWithoutAdminPassword(raw: string): Promise<string> {
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'pgshift-dump-filter-'));
   work = await mkdtemp(join(tmpdir(), 'pgshift-dump-filter-work-'));
-  platform = createLocalPlatform({ home });
-  const spec = { environment: ENV, diskSizeGb: 1, containerSizeMb: 512, createdBy: 'dump-filter-test' };
-  await Promise.all([
-    platform.createDatabase({ ...spec, handle: 'source14', version: '14' }),
-    platform.createDatabase({ ...spec, handle: 'target17', version: '17' }),
-  ]);
-  source = await platform.connect('source14', ENV);
-  target = await platform.connect('target17', ENV);
+  ({ platform, source, target } = await startClusterPair(home, {
+    environment: ENV,
+    createdBy: 'dump-filter-test',
+  }));
   await populateSource(source);
 });
 

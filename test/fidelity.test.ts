@@ -13,7 +13,7 @@ import { PreflightError } from '../src/errors';
 import { validatePlan } from '../src/plan/load';
 import type { PlanInput } from '../src/plan/schema';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
+import type { LocalPlatform } from '../src/platform/local';
 import { resolveServerUser } from '../src/platform/local/server-user';
 import { type PgTarget, withClient } from '../src/pg/connection';
 import {
@@ -25,6 +25,7 @@ import {
 } from '../src/pg/database-properties';
 import { type SourceFacts, judgeFidelity, readSourceFacts } from '../src/pg/fidelity';
 import { classifyRestoreErrors } from '../src/pg/restore-errors';
+import { startClusterPair } from './helpers/cluster-pair';
 
 const ENV = 'fidelity';
 const MIGRATION = 'pgshift-fidelity-test';
@@ -144,15 +145,8 @@ beforeAll(async () => {
   tablespaceDir = await mkdtemp(join(tmpdir(), 'pgshift-fidelity-ts-'));
   const user = await resolveServerUser();
   if (user) await chown(tablespaceDir, user.uid, user.gid);
-  platform = createLocalPlatform({ home });
+  ({ platform, source, target } = await startClusterPair(home, { environment: ENV, createdBy: MIGRATION }));
   deps = { platformFor: () => platform, workDir: work };
-  const spec = { environment: ENV, diskSizeGb: 1, containerSizeMb: 512, createdBy: MIGRATION };
-  await Promise.all([
-    platform.createDatabase({ ...spec, handle: 'source14', version: '14' }),
-    platform.createDatabase({ ...spec, handle: 'target17', version: '17' }),
-  ]);
-  source = await platform.connect('source14', ENV);
-  target = await platform.connect('target17', ENV);
   await populateSource(source);
 });
 

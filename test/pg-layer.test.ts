@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { NON_RETRYABLE_ERRORS, PreflightError, RestoreInterruptedError } from '../src/errors';
 import type { DatabaseConnection } from '../src/platform/platform';
-import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
+import type { LocalPlatform } from '../src/platform/local';
 import { assertCanDump, findClientTools } from '../src/pg/client-tools';
 import { type PgTarget, openClient, withClient } from '../src/pg/connection';
 import { dumpAll, fileSha256 } from '../src/pg/dump';
@@ -16,6 +16,7 @@ import { restoreDump } from '../src/pg/restore';
 import { defaultExpectedErrors, errorMessageText } from '../src/pg/restore-errors';
 import { compareServers } from '../src/pg/verify';
 import { vacuumAnalyzeAll } from '../src/pg/vacuum';
+import { startClusterPair } from './helpers/cluster-pair';
 
 const ENV = 'pg-layer';
 const ADMIN = 'aptible';
@@ -151,14 +152,10 @@ beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'pgshift-pg-layer-'));
   work = await mkdtemp(join(tmpdir(), 'pgshift-pg-layer-work-'));
   dumpPath = join(work, 'dumps', 'dump.sql');
-  platform = createLocalPlatform({ home });
-  const spec = { environment: ENV, diskSizeGb: 1, containerSizeMb: 512, createdBy: 'pg-layer-test' };
-  await Promise.all([
-    platform.createDatabase({ ...spec, handle: 'source14', version: '14' }),
-    platform.createDatabase({ ...spec, handle: 'target17', version: '17' }),
-  ]);
-  source = await platform.connect('source14', ENV);
-  target = await platform.connect('target17', ENV);
+  ({ platform, source, target } = await startClusterPair(home, {
+    environment: ENV,
+    createdBy: 'pg-layer-test',
+  }));
   await populateSource(source);
 });
 

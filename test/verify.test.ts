@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import type { VerificationReport } from '../src/activities/contract';
 import { failureMessage } from '../src/activities/verify';
-import { createLocalPlatform, type LocalPlatform } from '../src/platform/local';
+import type { LocalPlatform } from '../src/platform/local';
 import type { DatabaseConnection } from '../src/platform/platform';
 import { type PgTarget, openClient, withClient } from '../src/pg/connection';
 import { dumpAll } from '../src/pg/dump';
@@ -29,6 +29,7 @@ import {
   populateRichSource,
   sql,
 } from './helpers/verify-source';
+import { startClusterPair } from './helpers/cluster-pair';
 
 const ENV = 'verify';
 const ADMIN = 'aptible';
@@ -63,14 +64,14 @@ async function otherSessions(t: PgTarget): Promise<number> {
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'pgshift-verify-'));
-  platform = createLocalPlatform({ home });
-  const spec = { environment: ENV, diskSizeGb: 1, containerSizeMb: 512, createdBy: 'verify-test' };
-  await Promise.all([
-    platform.createDatabase({ ...spec, handle: 'rich14', version: '14' }),
-    platform.createDatabase({ ...spec, handle: 'copy17', version: '17' }),
-  ]);
-  source = await platform.connect('rich14', ENV);
-  target = await platform.connect('copy17', ENV);
+  ({ platform, source, target } = await startClusterPair(home, {
+    environment: ENV,
+    createdBy: 'verify-test',
+    handles: {
+      source: 'rich14',
+      target: 'copy17',
+    },
+  }));
   await populateRichSource(source);
   const dump = join(home, 'dump.sql');
   await dumpAll(source, dump, { adminRole: ADMIN });

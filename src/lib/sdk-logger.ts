@@ -2,6 +2,7 @@
 // SDK's default logger, without the one warning that reads like a fault and is not one.
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { LevelLogger } from './level-logger';
 
 // The host-queue worker serves activities only, by design (see src/worker/run-worker.ts).
 const EXPECTED_WARNINGS = new Set(['No workflows registered, not polling for workflow tasks']);
@@ -14,27 +15,14 @@ export function sdkLogLevel(fallback: LogLevel): LogLevel {
   return LEVELS.find((l) => l === wanted) ?? fallback;
 }
 
-export class QuietSdkLogger implements Logger {
-  constructor(private readonly inner: Logger) {}
+export class QuietSdkLogger extends LevelLogger {
+  constructor(private readonly inner: Logger) {
+    super();
+  }
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (level === 'WARN' && EXPECTED_WARNINGS.has(message)) return;
     this.inner.log(level, message, meta);
-  }
-  trace(message: string, meta?: LogMetadata): void {
-    this.log('TRACE', message, meta);
-  }
-  debug(message: string, meta?: LogMetadata): void {
-    this.log('DEBUG', message, meta);
-  }
-  info(message: string, meta?: LogMetadata): void {
-    this.log('INFO', message, meta);
-  }
-  warn(message: string, meta?: LogMetadata): void {
-    this.log('WARN', message, meta);
-  }
-  error(message: string, meta?: LogMetadata): void {
-    this.log('ERROR', message, meta);
   }
 }
 

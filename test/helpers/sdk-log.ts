@@ -4,7 +4,8 @@
 // does the printing); an ERROR of the SDK itself (a worker or its core failing) is printed at once.
 // PGSHIFT_TEST_LOG_LEVEL=INFO (or DEBUG...) prints everything from that level as it happens instead.
 import { inspect } from 'node:util';
-import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
+import type { LogLevel, LogMetadata } from '@temporalio/common';
+import { LevelLogger } from '../../src/lib/level-logger';
 
 export interface SdkLogEntry {
   level: LogLevel;
@@ -35,7 +36,7 @@ function isSdkFailure(entry: SdkLogEntry): boolean {
   return entry.level === 'ERROR' && ['worker', 'core'].includes(String(entry.meta?.sdkComponent));
 }
 
-export class TestSdkLogger implements Logger {
+export class TestSdkLogger extends LevelLogger {
   private readonly threshold: number;
 
   constructor(
@@ -43,6 +44,7 @@ export class TestSdkLogger implements Logger {
     /** Print every entry at once rather than keep it for a failure. */
     private readonly immediate = false,
   ) {
+    super();
     this.threshold = LEVELS.indexOf(level);
   }
 
@@ -59,20 +61,5 @@ export class TestSdkLogger implements Logger {
       buffer.entries.shift();
       buffer.dropped += 1;
     }
-  }
-  trace(message: string, meta?: LogMetadata): void {
-    this.log('TRACE', message, meta);
-  }
-  debug(message: string, meta?: LogMetadata): void {
-    this.log('DEBUG', message, meta);
-  }
-  info(message: string, meta?: LogMetadata): void {
-    this.log('INFO', message, meta);
-  }
-  warn(message: string, meta?: LogMetadata): void {
-    this.log('WARN', message, meta);
-  }
-  error(message: string, meta?: LogMetadata): void {
-    this.log('ERROR', message, meta);
   }
 }
