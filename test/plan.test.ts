@@ -55,8 +55,10 @@ describe('validatePlan', () => {
       services: [],
       config: [],
       restore: {},
-      accept: { skipDatabases: [] },
-      cutover: { confirm: true, timeout: '24h', onTimeout: 'abort' },
+      method: 'dump',
+      copy: { strategy: 'guide' },
+      accept: { skipDatabases: [], replicaIdentityFull: [] },
+      cutover: { confirm: true, timeout: '24h', onTimeout: 'abort', catchUpTimeout: '2m' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
   });
@@ -75,7 +77,7 @@ describe('validatePlan', () => {
       cutover: { timeout: '1h' },
       cleanup: { vacuumAnalyze: false },
     });
-    expect(plan.cutover).toEqual({ confirm: true, timeout: '1h', onTimeout: 'abort' });
+    expect(plan.cutover).toEqual({ confirm: true, timeout: '1h', onTimeout: 'abort', catchUpTimeout: '2m' });
     expect(plan.cleanup).toEqual({ vacuumAnalyze: false, deprovisionSource: { mode: 'never' } });
   });
 
@@ -331,8 +333,10 @@ describe('the example plans', () => {
       services: [{ app: 'writer', service: 'cmd' }],
       config: [{ app: 'writer', variable: 'DB_URL' }],
       restore: {},
-      accept: { skipDatabases: [] },
-      cutover: { confirm: true, timeout: '1h', onTimeout: 'abort' },
+      method: 'dump',
+      copy: { strategy: 'guide' },
+      accept: { skipDatabases: [], replicaIdentityFull: [] },
+      cutover: { confirm: true, timeout: '1h', onTimeout: 'abort', catchUpTimeout: '2m' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
   });
@@ -351,8 +355,10 @@ describe('the example plans', () => {
       services: [{ app: 'my-app', service: 'cmd' }],
       config: [{ app: 'my-app', variable: 'DB_URL' }],
       restore: {},
-      accept: { skipDatabases: [] },
-      cutover: { confirm: true, timeout: '24h', onTimeout: 'abort' },
+      method: 'dump',
+      copy: { strategy: 'guide' },
+      accept: { skipDatabases: [], replicaIdentityFull: [] },
+      cutover: { confirm: true, timeout: '24h', onTimeout: 'abort', catchUpTimeout: '2m' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
   });

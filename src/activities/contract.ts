@@ -177,6 +177,91 @@ export interface MigrationActivities {
   removeDump(input: MigrationInput): Promise<void>;
 }
 
+// ---- method: logical (src/workflows/online-migration.ts) ----
+
+/** One database's replication, as the status shows it. No secret: names and numbers. */
+export interface ReplicationDatabaseProgress {
+  name: string;
+  /** Tables of the publication, and those whose initial copy is done (pg_subscription_rel state r or s). */
+  tablesTotal: number;
+  tablesDone: number;
+  /** Size of the published tables on the source, and of the tables done (estimates for the progress bar). */
+  bytesTotal?: number;
+  bytesDone?: number;
+  /** WAL the source has written that this database's subscription has not confirmed yet. */
+  lagBytes?: number;
+}
+
+export interface ReplicationSample {
+  /** Epoch ms when it was taken (worker clock). */
+  at: number;
+  databases: ReplicationDatabaseProgress[];
+  /** The largest lag of any database, in bytes of WAL. */
+  lagBytes: number;
+  /** Seconds since the oldest unconfirmed write reached the source, when the server can tell (else absent). */
+  lagSeconds?: number;
+}
+
+export interface SchemaCopyResult {
+  /** Databases whose schema was copied (those replicated). */
+  databases: string[];
+  /** Password statements the filter removed from the roles. */
+  droppedStatements: number;
+  expectedErrors: string[];
+  /** True when the platform copies the schema itself (Aptible's db:replicate --logical). */
+  byPlatform?: boolean;
+  durationMs?: number;
+}
+
+export interface ReplicationStartResult {
+  databases: string[];
+  /** Names of what was created, per side: the operator's list of what clean-up must drop. */
+  publications: string[];
+  slots: string[];
+  subscriptions: string[];
+  /** Tables set to REPLICA IDENTITY FULL on the source (accept.replicaIdentityFull). */
+  replicaIdentityFull: string[];
+}
+
+export interface CatchUpResult {
+  /** How long the target took, after the scale-down, to apply everything the source had written. */
+  waitedMs: number;
+  /** The source's WAL position everything was applied up to. */
+  lsn: string;
+}
+
+export interface SequenceSyncResult {
+  sequences: number;
+}
+
+export interface ReplicationCleanupResult {
+  /** What was dropped: "subscription db/name", "slot name", "publication db/name". */
+  dropped: string[];
+  /** Exact SQL for what could not be dropped, with where to run it. Empty when all is gone. */
+  leftBehind: string[];
+}
+
+export interface LogicalActivities {
+  /** Roles (pg_dumpall --globals-only through the password filter) and every replicated database's schema. */
+  copySchema(input: MigrationInput): Promise<SchemaCopyResult>;
+  /** Publication + slot on the source, subscription on the target, per database; idempotent by name. */
+  startReplication(input: MigrationInput): Promise<ReplicationStartResult>;
+  /** Heartbeats per-database progress until every table's initial copy is done. */
+  awaitInitialSync(input: MigrationInput): Promise<ReplicationSample>;
+  /** One quick sample of progress and lag, for the status while the gate waits. */
+  sampleReplication(input: MigrationInput): Promise<ReplicationSample>;
+  /** After the scale-down: waits (bounded by plan.cutover.catchUpTimeout) until the target applied all. */
+  awaitCatchUp(input: MigrationInput): Promise<CatchUpResult>;
+  /** DDL is not replicated: throws SchemaChangedError naming what differs between source and target. */
+  checkSchemaUnchanged(input: MigrationInput): Promise<void>;
+  /** Sequences are not replicated: sets every sequence of the target from the source. */
+  syncSequences(input: MigrationInput): Promise<SequenceSyncResult>;
+  /** Row counts of every table, sequences and schema, source against target (services stopped). */
+  verifyReplica(input: MigrationInput): Promise<VerificationReport>;
+  /** Drops subscriptions, slots and publications on both sides; idempotent; never throws for a gone object. */
+  dropReplication(input: MigrationInput): Promise<ReplicationCleanupResult>;
+}
+
 /** A backup of the source, as a rehearsal reports it (no secret: ids and times). */
 export interface BackupRef {
   id: string;

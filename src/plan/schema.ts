@@ -125,6 +125,34 @@ export const planSchema = z
       .array(configVarSchema)
       .default([])
       .describe('App configuration variables set to the target database URL at cutover'),
+    method: z
+      .enum(['dump', 'logical'])
+      .default('dump')
+      .describe(
+        "dump: the guide's dump and restore, services at zero for the whole copy (default); logical: logical " +
+          'replication keeps the target current while the services run, the downtime is the cutover only',
+      ),
+    copy: z
+      .object({
+        strategy: z
+          .enum(['guide', 'parallel'])
+          .default('guide')
+          .describe(
+            "method dump: guide — the guide's one pg_dumpall file, restored by psql (default: what the guide " +
+              'does, one file to audit); parallel — roles by pg_dumpall --globals-only, then each database by ' +
+              'pg_dump/pg_restore in parallel jobs (faster on a large source)',
+          ),
+        jobs: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .optional()
+          .describe("strategy parallel: jobs per database (default: from the worker's cores and the tables)"),
+      })
+      .strict()
+      .default({ strategy: 'guide' })
+      .describe('How method dump copies the data'),
     restore: z
       .object({
         expectedErrors: z
@@ -144,9 +172,16 @@ export const planSchema = z
           .describe(
             'Databases the copy cannot carry (e.g. ALLOW_CONNECTIONS false) that you accept to leave behind: migrated without them, with a warning',
           ),
+        replicaIdentityFull: z
+          .array(z.string().min(1).max(200))
+          .default([])
+          .describe(
+            'method logical: tables without a primary key or replica identity ("database.schema.table") you ' +
+              'accept to have set to REPLICA IDENTITY FULL on the source, so UPDATE and DELETE on them keep working',
+          ),
       })
       .strict()
-      .default({ skipDatabases: [] })
+      .default({ skipDatabases: [], replicaIdentityFull: [] })
       .describe(
         'Losses the plan accepts explicitly; anything not listed here that the copy cannot carry stops preflight',
       ),
@@ -163,6 +198,12 @@ export const planSchema = z
           .describe(
             'When the downtime (the scale-down) may start; everything before it runs at once. Absent: at once',
           ),
+        catchUpTimeout: duration
+          .default('2m')
+          .describe(
+            'method logical: how long, with the services stopped, the target may take to apply what the source ' +
+              'wrote; past it the migration rolls back (services up again on the source)',
+          ),
         downtimeEstimate: duration
           .optional()
           .describe(
@@ -171,7 +212,7 @@ export const planSchema = z
           ),
       })
       .strict()
-      .default({ confirm: true, timeout: '24h', onTimeout: 'abort' }),
+      .default({ confirm: true, timeout: '24h', onTimeout: 'abort', catchUpTimeout: '2m' }),
     cleanup: z
       .object({
         vacuumAnalyze: z.boolean().default(true),

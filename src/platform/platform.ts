@@ -104,6 +104,13 @@ export interface Platform {
   purgeBackup(id: string): Promise<void>;
 
   /**
+   * Aptible's `db:replicate SOURCE REPLICA --logical --version V`: creates the target as a logical replica
+   * of the source (roles, schema and the initial sync included) and returns it. Optional: a platform without
+   * it gets pgshift's own publications and subscriptions (method logical on the local platform).
+   */
+  replicateLogical?(spec: CreateDatabaseSpec & { sourceHandle: string }): Promise<DatabaseInfo>;
+
+  /**
    * Warnings about this worker's access to the platform that preflight should show, e.g. a login that
    * ends within `horizonMs`, before the migration may be done. Optional: platforms without logins omit it.
    */

@@ -1,7 +1,7 @@
 // Signals, queries and the status shape: defined once, used by the workflow, the client and the tests.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { VerificationReport } from '../activities/contract';
+import type { ReplicationSample, VerificationReport } from '../activities/contract';
 
 export const TASK_QUEUE = 'pgshift';
 
@@ -23,10 +23,35 @@ export const STEPS = [
 
 export type StepName = (typeof STEPS)[number]['name'];
 
+/** method: logical — the steps of src/workflows/online-migration.ts; the downtime is scaleDown → scaleUp. */
+export const ONLINE_STEPS = [
+  { name: 'preflight', title: 'Preflight checks' },
+  { name: 'testSchema', title: 'Test the schema on the target version' },
+  { name: 'createTarget', title: 'Create the target database' },
+  { name: 'copySchema', title: 'Copy the roles and the schema' },
+  { name: 'startReplication', title: 'Start logical replication' },
+  { name: 'initialSync', title: 'Copy the data (initial sync)' },
+  { name: 'awaitCutover', title: 'Replicating: wait for cutover confirmation' },
+  { name: 'awaitWindow', title: 'Wait for the downtime window' },
+  { name: 'scaleDown', title: 'Scale services down' },
+  { name: 'catchUp', title: 'Wait for the target to catch up' },
+  { name: 'checkSchema', title: 'Check the source schema is unchanged' },
+  { name: 'syncSequences', title: 'Set the sequences on the target' },
+  { name: 'verify', title: 'Verify row counts, sequences and schema' },
+  { name: 'updateConfig', title: 'Update services to the target' },
+  { name: 'scaleUp', title: 'Scale services back up' },
+  { name: 'dropReplication', title: 'Drop the replication slots, publications and subscriptions' },
+  { name: 'vacuumAnalyze', title: 'Vacuum and analyze' },
+  { name: 'deprovisionSource', title: 'Deprovision the source' },
+] as const;
+
+export type OnlineStepName = (typeof ONLINE_STEPS)[number]['name'];
+
 export const COMPENSATIONS = [
   { name: 'revertServiceConfig', title: 'Revert service configuration' },
   { name: 'scaleServicesUp', title: 'Scale services back up on the source' },
   { name: 'removeDump', title: 'Remove the dump file' },
+  { name: 'dropReplication', title: 'Drop the replication slots, publications and subscriptions' },
   { name: 'deprovisionTarget', title: 'Deprovision the target' },
   { name: 'purgeTargetBackups', title: "Purge the target's final backups" },
 ] as const;
@@ -77,9 +102,24 @@ export interface MigrationStatus {
   dumpBytes?: number;
   verification?: VerificationReport;
   cutover: { waiting: boolean; deadline?: number; confirmed: boolean; earlySignalsIgnored: number };
+  /** 'dump' (the guide) or 'logical'; absent in migrations started before methods existed (dump). */
+  method?: 'dump' | 'logical';
+  /** method logical: initial-sync progress, then the lag, sampled while the gate waits. */
+  replication?: ReplicationStatus;
   abortReason?: string;
   errors: string[];
   warnings: string[];
+}
+
+export interface ReplicationStatus {
+  /** The latest sample (per-database progress and lag). */
+  latest?: ReplicationSample;
+  /** Lag over time, oldest first, capped (the history keeps every sample the workflow took). */
+  lagHistory: { at: number; bytes: number; seconds?: number }[];
+  /** What replication created, for the operator: cleanup drops exactly these. */
+  objects?: { publications: string[]; slots: string[]; subscriptions: string[] };
+  /** Set once dropReplication ran: what was dropped, and SQL for anything left behind. */
+  cleanup?: { dropped: string[]; leftBehind: string[] };
 }
 
 export interface WindowStatus {
