@@ -2,10 +2,10 @@
 // runs under the same options whichever workflow calls it. Runs in the workflow sandbox.
 import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { MigrationActivities, RehearsalActivities } from '../activities/contract';
+import type { LogicalActivities, MigrationActivities, RehearsalActivities } from '../activities/contract';
 import { NON_RETRYABLE_ERRORS } from '../errors';
 
-export type PgshiftActivities = MigrationActivities & RehearsalActivities;
+export type PgshiftActivities = MigrationActivities & RehearsalActivities & LogicalActivities;
 export type ActivityName = keyof PgshiftActivities;
 
 /** The backoff between attempts, also applied by the workflow where it retries a step itself. */
@@ -76,6 +76,19 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   findLatestBackup: short('5m', 5),
   // Restoring a backup takes as long as its data: the platform's operation may run for hours.
   restoreBackupCopy: long('24h', 3),
+  // method logical. The initial sync runs as long as a copy; the samples are quick and the workflow takes
+  // one every few seconds while it waits, so a failed one is just skipped.
+  copySchema: long('6h', 3),
+  startReplication: short('30m', 5),
+  awaitInitialSync: long('7d', 10),
+  sampleReplication: short('30s', 1),
+  // Inside the downtime: bounded by plan.cutover.catchUpTimeout; a lost connection retries at once.
+  awaitCatchUp: long('1h', 3),
+  checkSchemaUnchanged: short('10m', 3),
+  syncSequences: short('1h', 3),
+  verifyReplica: long('6h', 3),
+  // A slot left on the source keeps its WAL forever: clean-up retries like the rest of the saga.
+  dropReplication: mustFinish('15m'),
 };
 
 /** How many attempts the activity gets (the workflow counts them where it retries the activity itself). */
