@@ -18,7 +18,7 @@ interface SchemaNode {
 }
 
 const root = resolve(__dirname, '..');
-const examples = ['examples/plan.yaml', 'examples/plan.aptible.yaml'];
+const examples = ['examples/plan.yaml', 'examples/plan.aptible.yaml', 'examples/plan.online.yaml'];
 
 function minimal(): PlanInput {
   return {
@@ -339,6 +339,13 @@ describe('the example plans', () => {
       cutover: { confirm: true, timeout: '1h', onTimeout: 'abort', catchUpTimeout: '2m' },
       cleanup: { vacuumAnalyze: true, deprovisionSource: { mode: 'never' } },
     });
+  });
+
+  it('examples/plan.online.yaml is the demo migration by logical replication', () => {
+    const online = loadPlanFile(join(root, 'examples/plan.online.yaml'));
+    const { method, ...rest } = online;
+    expect(method).toBe('logical');
+    expect(rest).toEqual({ ...loadPlanFile(join(root, 'examples/plan.yaml')), method: undefined });
   });
 
   it("examples/plan.aptible.yaml carries the guide's example values", () => {

@@ -1,6 +1,7 @@
 // `npm run demo`: a real migration of a PostgreSQL 14 database with a live writer app to PostgreSQL 17,
 // through the workflow, on this machine. Flags: --yes (confirm the cutover without asking), --rehearse
-// (first rehearse the migration on a copy of a fresh backup, and print its report).
+// (first rehearse the migration on a copy of a fresh backup, and print its report), --online (method
+// logical: the writer keeps writing to the source until the cutover, which is the only downtime).
 import { createInterface } from 'node:readline/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -20,7 +21,7 @@ import { migrationIdFor } from './migration-id';
 import { fetchStatus, formatStatus } from './status';
 import { watchDisplay } from './step-progress';
 import { installQuietSdkLogger } from '../lib/sdk-logger';
-import { runCommand } from './exit';
+import { RefusedError, runCommand } from './exit';
 import { formatDuration } from '../lib/duration';
 import { loadSampleData } from '../demo/sample-data';
 import { withClient } from '../pg/connection';
@@ -28,6 +29,7 @@ import { cutoverSignal, type MigrationStatus, type MigrationSummary } from '../w
 
 const REPO = join(__dirname, '..', '..');
 const PLAN_PATH = join(REPO, 'examples', 'plan.yaml');
+const ONLINE_PLAN_PATH = join(REPO, 'examples', 'plan.online.yaml');
 const WRITER = join(REPO, 'src', 'demo', 'writer.js');
 
 const say = (line: string) => console.log(`demo: ${line}`);
@@ -122,7 +124,16 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
 }
 
 /** What each answer does, as the workflow does it: `y` is the cutover signal, `n` or Enter the abort. */
-function cutoverQuestion(source: string, target: string): string[] {
+function cutoverQuestion(status: MigrationStatus): string[] {
+  const { source, target } = status;
+  if (status.method === 'logical') {
+    return [
+      `  y         cut over: the writer app stops, ${target} applies its last writes, DB_URL is pointed at it`,
+      `            and the writer app starts on it (the downtime: a few seconds)`,
+      `  n, Enter  abort: the migration rolls back — the writer app keeps running on ${source}, replication`,
+      `            is dropped and ${target} removed — and the demo ends with exit code 1`,
+    ];
+  }
   return [
     `  y         cut over: DB_URL is pointed at ${target} and the writer app is scaled back up on it`,
     `  n, Enter  abort: the migration rolls back — DB_URL stays on ${source}, the writer app is scaled back up`,
@@ -132,7 +143,7 @@ function cutoverQuestion(source: string, target: string): string[] {
 
 /** Asks on the terminal, redrawing the prompt every second so the downtime counter keeps moving. */
 async function askCutover(status: MigrationStatus): Promise<boolean> {
-  for (const line of cutoverQuestion(status.source, status.target)) console.log(line);
+  for (const line of cutoverQuestion(status)) console.log(line);
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   const since = status.downtime.startedAt;
   const prompt = () =>
@@ -234,7 +245,11 @@ async function followMigration(client: Client, id: string, yes: boolean): Promis
   }
 }
 
-/** The promise of the demo, checked: no row written before the scale-down is missing, and the app writes to the target. */
+/**
+ * The promise of the demo, checked: no row written before the scale-down is missing, and the app writes to
+ * the target. The writer wrote to the source until the scale-down (before the copy, during it and, online,
+ * during the catch-up), so every row of the source's table must be on the target.
+ */
 async function checkOutcome(platform: LocalPlatform, plan: Plan): Promise<string[]> {
   const { source, target } = plan;
   const src = await platform.connect(source.handle, source.environment);
@@ -279,13 +294,33 @@ function printSummary(summary: MigrationSummary, id: string): void {
     `  Downtime (services at zero): ${summary.downtimeMs !== undefined ? formatDuration(summary.downtimeMs) : 'n/a'}`,
   );
   console.log(`  Rows verified: ${summary.rowsVerified}`);
+  const lag = summary.replication?.lagHistory ?? [];
+  if (lag.length > 0) {
+    const start = lag[0].at;
+    const points = lag.map((l) => `${formatDuration(l.at - start)}: ${formatBytes(l.bytes)}`);
+    console.log(`  Replication lag (${lag.length} samples): ${points.slice(-12).join(', ')}`);
+  }
   for (const w of summary.warnings) console.log(`  Warning: ${w}`);
   console.log(`  History: ${workflowUiUrl(temporalSettings(), id)}`);
 }
 
-async function demo(opts: { yes?: boolean; rehearse?: boolean }): Promise<number> {
+function formatBytes(n: number): string {
+  return n < 1024
+    ? `${n} B`
+    : n < 1024 * 1024
+      ? `${(n / 1024).toFixed(1)} KiB`
+      : `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+async function demo(opts: DemoOptions): Promise<number> {
+  if (opts.online && opts.rehearse) {
+    // A rehearsal restores a backup and runs the dump method on it; it says nothing of the logical method.
+    throw new RefusedError(
+      '--online and --rehearse do not go together: the rehearsal rehearses the dump method',
+    );
+  }
   const home = resolvePgshiftHome();
-  const plan = loadPlanFile(PLAN_PATH);
+  const plan = loadPlanFile(opts.online ? ONLINE_PLAN_PATH : PLAN_PATH);
   // The demo narrates the steps itself; the worker's INFO lines would drown them (PGSHIFT_LOG_LEVEL to see
   // them). Installed before ensureTemporal: without a Temporal CLI, the SDK's runtime starts the dev server.
   installQuietSdkLogger('WARN');
@@ -325,10 +360,17 @@ async function demo(opts: { yes?: boolean; rehearse?: boolean }): Promise<number
   }
 }
 
+interface DemoOptions {
+  yes?: boolean;
+  rehearse?: boolean;
+  online?: boolean;
+}
+
 new Command('demo')
   .option('-y, --yes', 'confirm the cutover without asking')
   .option('--rehearse', 'rehearse the migration on a copy of a fresh backup first, and print its report')
-  .action((opts: { yes?: boolean; rehearse?: boolean }) => runCommand(() => demo(opts)))
+  .option('--online', 'migrate by logical replication (examples/plan.online.yaml): downtime of seconds')
+  .action((opts: DemoOptions) => runCommand(() => demo(opts)))
   .parseAsync(process.argv)
   .catch((err: Error) => {
     process.stderr.write(`demo: ${err.message}\n`);
