@@ -47,6 +47,25 @@ export class VerificationFailedError extends PgshiftError {}
 /** The dump file this restore needs is gone or changed (e.g. the restore ran on another worker). */
 export class DumpMissingError extends PgshiftError {}
 
+/**
+ * Method logical, at cutover: the target did not apply everything the source had written within the bound
+ * (plan.cutover.catchUpTimeout). The migration rolls back: the services come back up on the source.
+ */
+export class CatchUpTimeoutError extends PgshiftError {}
+
+/**
+ * Method logical: the source's schema changed after it was copied (DDL is not replicated). The message names
+ * each change; the migration rolls back, and a new one copies the schema as it is now.
+ */
+export class SchemaChangedError extends PgshiftError {
+  constructor(
+    message: string,
+    readonly differences: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
 /** The platform refused the operation in a way a retry cannot change (not logged in, invalid version...). */
 export class PlatformError extends PgshiftError {}
 
@@ -74,4 +93,6 @@ export const NON_RETRYABLE_ERRORS = [
   'AptibleOutputError',
   // A role-section statement too long to be pg_dumpall's: the dump is not what the filter understands.
   'DumpFilterError',
+  'CatchUpTimeoutError',
+  'SchemaChangedError',
 ] as const;

@@ -2,7 +2,7 @@
 import type { VerificationReport } from '../../activities/contract';
 import { type PgTarget, redactError } from '../connection';
 import { abortReason } from '../process';
-import { type DatabaseProgress, FULL_COMPARE_MAJOR, compareDatabase } from './database';
+import { type ContentCheck, type DatabaseProgress, FULL_COMPARE_MAJOR, compareDatabase } from './database';
 import { compareDatabases } from './databases';
 import { compareGlobals } from './globals';
 import { ReportBuilder } from './report';
@@ -19,6 +19,11 @@ export interface CompareOptions {
   skipDatabases?: readonly string[];
   /** Connections per server and database reading tables at once (default 2). */
   parallel?: number;
+  /**
+   * 'hashes' (default): every row's content. 'counts': row counts of every table instead, no large
+   * objects, and method logical's own publications left out (see DatabaseCompareOptions.content).
+   */
+  content?: ContentCheck;
 }
 
 const DEFAULT_PARALLEL = 2;
@@ -64,6 +69,7 @@ export async function compareServers(
       await compareDatabase(source, target, db, report, {
         versions,
         parallel: opts.parallel ?? DEFAULT_PARALLEL,
+        content: opts.content,
         signal: opts.signal,
         onProgress: (p) => opts.onProgress?.({ ...p, databasesDone: index, databasesTotal: readable.length }),
       });

@@ -124,7 +124,12 @@ function onTable(name: string): string {
 const TABLE_JOIN = `JOIN pg_class c ON c.oid = x.rel JOIN pg_namespace n ON n.oid = c.relnamespace`;
 const USER_TABLE = `c.relpersistence <> 't' AND ${userSchema('n')} AND ${notExtensionMember('pg_class', 'c.oid')}`;
 
-/** Constraints of tables (a domain's are the domain's: see types). */
+/**
+ * Constraints of tables (a domain's are the domain's: see types). NO INHERIT means something only for CHECK
+ * (and NOT NULL) constraints; an index-backed one (primary key, unique, exclusion) is never inherited, and
+ * its flag depends on how it was made: a partition's primary key created with the partition is false, one
+ * pg_dump adds to the partition and attaches to the parent's is true.
+ */
 export const constraints: CatalogClass = {
   name: 'constraints',
   sql: () => `
@@ -133,7 +138,8 @@ export const constraints: CatalogClass = {
            'type', x.contype,
            'definition', pg_get_constraintdef(x.oid),
            'deferrable', x.condeferrable, 'deferred', x.condeferred, 'validated', x.convalidated,
-           'no inherit', x.connoinherit, 'local', x.conislocal, 'inherited', x.coninhcount
+           'no inherit', CASE WHEN x.contype IN ('c', 'n') THEN x.connoinherit END,
+           'local', x.conislocal, 'inherited', x.coninhcount
          ) AS props
     FROM (SELECT *, conrelid AS rel FROM pg_constraint WHERE conrelid <> 0) x ${TABLE_JOIN}
    WHERE ${USER_TABLE}`,

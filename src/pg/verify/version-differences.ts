@@ -95,6 +95,17 @@ export function normalizeClass(
         props['statistics target'] = statisticsTarget(props['statistics target']);
     }
   }
+  // 17 gives a partition the identity of its partitioned table's column; before, only the parent had it.
+  if (cls === 'tables and views' && v.source < 17 && v.target >= 17) {
+    for (const [key, t] of target) {
+      const s = source.get(key);
+      if (!s || t['partition bound'] === null || t['partition bound'] === undefined) continue;
+      for (const [name, column] of Object.entries(t)) {
+        if (!name.startsWith('column ') || !column || typeof column !== 'object') continue;
+        if ((s[name] as Props | undefined)?.identity === '') (column as Props).identity = '';
+      }
+    }
+  }
   if (v.source < 17 && v.target >= 17) {
     for (const props of target.values()) {
       if (cls === 'tables and views') props.privileges = withoutMaintain(props.privileges);
