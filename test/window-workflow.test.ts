@@ -14,7 +14,7 @@ import {
 } from '../src/workflows/definitions';
 import type { migrationWorkflow } from '../src/workflows/migration';
 import { connectTestClient, uniqueTaskQueue, uniqueWorkflowId, withTestWorker } from './helpers/temporal';
-import { failureOf, recordingStubs } from './helpers/stubs';
+import { failureOf, inGuideOrder, recordingStubs } from './helpers/stubs';
 
 type Name = keyof MigrationActivities;
 type Impl = {
@@ -78,7 +78,8 @@ function stubs() {
       },
     ]),
   ) as unknown as Impl;
-  return { ...recordingStubs<Name>(timed), calledAt };
+  const recorded = recordingStubs<Name>(timed);
+  return { ...recorded, names: () => inGuideOrder(recorded.names()), calledAt };
 }
 
 function plan(cutover: Record<string, unknown>): Plan {

@@ -41,7 +41,7 @@ import {
   type StartTestWorkerOptions,
   type TestWorker,
 } from './helpers/temporal';
-import { deferred, failureOf, recordingStubs } from './helpers/stubs';
+import { deferred, failureOf, inGuideOrder, recordingStubs } from './helpers/stubs';
 import { startDoomedWorker } from './helpers/doomed-worker';
 
 type Name = keyof MigrationActivities;
@@ -120,17 +120,22 @@ function plan(overrides: Record<string, unknown> = {}): Plan {
   });
 }
 
-/** Stub activities that record each call, in order, before running the default or the override. */
+/**
+ * Stub activities that record each call, in order, before running the default or the override. The schema
+ * test and the target's creation run side by side, so either may be taken first: names() lists them in the
+ * guide's order.
+ */
 function stubs(overrides: Partial<Impl> = {}) {
-  return recordingStubs<Name>({ ...defaults(), ...overrides });
+  const recorded = recordingStubs<Name>({ ...defaults(), ...overrides });
+  return { ...recorded, names: () => inGuideOrder(recorded.names()) };
 }
 
 const FORWARD: Name[] = [
   'preflight',
   'testSchema',
   'createTarget',
-  'scaleServicesDown',
   'claimWorkspace',
+  'scaleServicesDown',
   'dumpSource',
   'restoreTarget',
   'verifyTarget',
@@ -281,8 +286,8 @@ test('an unexpected restore error rolls back in reverse order, only what was att
       'preflight',
       'testSchema',
       'createTarget',
-      'scaleServicesDown',
       'claimWorkspace',
+      'scaleServicesDown',
       'dumpSource',
       'restoreTarget',
       'scaleServicesUp',
@@ -567,8 +572,8 @@ test('a dump missing where the restore ran is dumped again, once', async () => {
       'preflight',
       'testSchema',
       'createTarget',
-      'scaleServicesDown',
       'claimWorkspace',
+      'scaleServicesDown',
       'dumpSource',
       'restoreTarget',
       'claimWorkspace',
@@ -623,7 +628,7 @@ test('a target database this migration did not create is never deprovisioned', a
   });
 });
 
-test('a schema test failure stops before any downtime, with nothing to undo', async () => {
+test('a schema test failure stops before any downtime; the target made beside it is removed', async () => {
   const { activities, names } = stubs({
     testSchema: async () => {
       throw new UnexpectedRestoreErrors('schema test: ERROR:  type "citext" does not exist', [
@@ -632,10 +637,88 @@ test('a schema test failure stops before any downtime, with nothing to undo', as
     },
   });
   await migrate(plan(), activities, async (handle) => {
-    await failureOf(handle);
-    expect(names()).toEqual(['preflight', 'testSchema']);
+    const failure = await failureOf(handle);
+    expect(names()).toEqual([
+      'preflight',
+      'testSchema',
+      'createTarget',
+      'deprovisionTarget',
+      'purgeTargetBackups',
+    ]);
+    expect((failure.cause as ApplicationFailure).details?.[0]).toMatchObject({
+      failedStep: 'testSchema',
+    });
     const status = await handle.query(statusQuery);
     expect(status.downtime.startedAt).toBeUndefined();
+    expect(stepOf(status, 'createTarget').state).toBe('done');
+    expect(status.compensation.map((c) => [c.name, c.state])).toEqual([
+      ['deprovisionTarget', 'done'],
+      ['purgeTargetBackups', 'done'],
+    ]);
+  });
+});
+
+test('the schema test and the target creation run side by side, both shown running', async () => {
+  const bothStarted = { schema: deferred(), target: deferred() };
+  const release = deferred();
+  const { activities } = stubs({
+    testSchema: async () => {
+      bothStarted.schema.resolve();
+      await release.promise;
+      return { skipped: false, expectedErrors: [] };
+    },
+    createTarget: async (input) => {
+      bothStarted.target.resolve();
+      await release.promise;
+      return {
+        handle: input.plan.target.handle,
+        environment: 'env',
+        version: 17,
+        foundExisting: false,
+      };
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    await Promise.all([bothStarted.schema.promise, bothStarted.target.promise]);
+    const status = await waitForStatus(
+      handle,
+      (s) => stepOf(s, 'testSchema').state === 'running' && stepOf(s, 'createTarget').state === 'running',
+      'both steps running',
+    );
+    expect(status.currentStep).toBe('testSchema');
+    release.resolve();
+    expect((await handle.result()).phase).toBe('completed');
+  });
+});
+
+test('a failed target creation waits for the schema test beside it; nothing of ours to undo', async () => {
+  const schemaRelease = deferred();
+  const { activities, names } = stubs({
+    testSchema: async () => {
+      await schemaRelease.promise;
+      return { skipped: false, expectedErrors: [] };
+    },
+    createTarget: async () => {
+      throw new TargetExistsError('database shop-pg17 exists and was not created by this migration');
+    },
+  });
+  await migrate(plan(), activities, async (handle) => {
+    const meanwhile = await waitForStatus(
+      handle,
+      (s) => stepOf(s, 'createTarget').state === 'failed',
+      'the target creation to fail',
+    );
+    // The rollback waits for the schema test, which is still running.
+    expect(meanwhile.phase).toBe('running');
+    expect(stepOf(meanwhile, 'testSchema').state).toBe('running');
+    schemaRelease.resolve();
+    const failure = await failureOf(handle);
+    expect(names()).toEqual(['preflight', 'testSchema', 'createTarget']);
+    expect((failure.cause as ApplicationFailure).details?.[0]).toMatchObject({
+      failedStep: 'createTarget',
+    });
+    const status = await handle.query(statusQuery);
+    expect(stepOf(status, 'testSchema').state).toBe('done');
     expect(status.compensation).toEqual([]);
   });
 });
@@ -674,8 +757,8 @@ test('cancelling the workflow during the dump cancels the dump and rolls back', 
       'preflight',
       'testSchema',
       'createTarget',
-      'scaleServicesDown',
       'claimWorkspace',
+      'scaleServicesDown',
       'dumpSource',
       'scaleServicesUp',
       'removeDump',
@@ -881,8 +964,8 @@ test('a claimed worker that is gone before the dump: another is claimed and the 
           'preflight',
           'testSchema',
           'createTarget',
-          'scaleServicesDown',
           'claimWorkspace',
+          'scaleServicesDown',
           'claimWorkspace',
           'verifyTarget',
           'updateServiceConfig',
@@ -1001,8 +1084,8 @@ test('claimed workers gone twice: the migration rolls back, and the dumps left b
         'preflight',
         'testSchema',
         'createTarget',
-        'scaleServicesDown',
         'claimWorkspace',
+        'scaleServicesDown',
         'claimWorkspace',
         'scaleServicesUp',
         'deprovisionTarget',

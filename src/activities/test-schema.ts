@@ -20,6 +20,12 @@ export function scratchHandle(input: MigrationInput): string {
 /**
  * The guide's "test the schema" step: a schema-only dump restored into a scratch database of the
  * target version, classified like a real restore, then removed — all before any downtime.
+ *
+ * The scratch is a database server of its own, not the new target: a pg_dumpall restores roles, whole
+ * databases and objects in template1 and postgres, so testing in the target would leave it to resetTarget
+ * to make the target pristine again, which it does not fully (tablespaces, settings and comments of the
+ * roles it keeps survive). The migration makes the scratch and the target side by side instead, so the
+ * extra server costs no wall time.
  */
 export async function testSchema(deps: ActivityDeps, input: MigrationInput): Promise<SchemaTestResult> {
   const { plan } = input;
@@ -49,7 +55,7 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
       // Ours to remove even when the create fails half-way, unless it says the handle is taken: then the
       // database under it is someone else's.
       created = true;
-      await platform
+      const making = platform
         .createDatabase({
           handle,
           environment: env,
@@ -62,12 +68,24 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
           if (err instanceof TargetExistsError) created = false;
           throw err;
         });
-      await dumpAll(source, path, {
+      // The schema is dumped while the scratch database is made: neither needs the other. A failed create
+      // stops the dump; both have ended before the clean-up below removes the file and the database.
+      const noScratch = new AbortController();
+      const dumping = dumpAll(source, path, {
         adminRole: platform.adminRole,
         schemaOnly: true,
-        signal: cancellationSignal(),
+        signal: anySignal(cancellationSignal(), noScratch.signal),
         onProgress: (bytes) => scope.progress({ bytes }),
       });
+      const [made, dumped] = await Promise.allSettled([
+        making.catch((err: unknown) => {
+          noScratch.abort(err);
+          throw err;
+        }),
+        dumping,
+      ]);
+      if (made.status === 'rejected') throw made.reason;
+      if (dumped.status === 'rejected') throw dumped.reason;
       const scratch = await scope.connect(handle, env);
       const result = await restoreDump(scratch, path, {
         expected: expectedErrorsFor(platform, plan),
@@ -97,4 +115,8 @@ export async function testSchema(deps: ActivityDeps, input: MigrationInput): Pro
       }
     }
   });
+}
+
+function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
 }

@@ -8,6 +8,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -42,6 +43,7 @@ import {
 import { runInput, workspaceStartTimeoutOf } from './run-setup';
 import { pingStartTimeoutOf, workspaceQueue } from './workspace-queue';
 import { stepTracker } from './step-tracker';
+import { onlineMigrationWorkflow } from './online-migration';
 import { chooseDowntimeStart, describeWindow, estimateDowntime, formatInstant, windowZone } from './window';
 
 /** Dumps made, then lost, before the migration gives up: each attempt claims a worker anew. */
@@ -68,6 +70,8 @@ export async function migrationWorkflow(
   started: MigrationInput,
   options: MigrationWorkflowOptions = {},
 ): Promise<MigrationSummary> {
+  // method: logical is its own workflow body (online-migration.ts); a plan without a method is a dump.
+  if (started.plan.method === 'logical') return onlineMigrationWorkflow(started, options);
   const input = runInput(started);
   const { plan } = input;
   const useSearchAttributes = options.searchAttributes ?? true;
@@ -86,6 +90,7 @@ export async function migrationWorkflow(
     pointOfNoReturn: false,
     downtime: {},
     cutover: { waiting: false, confirmed: false, earlySignalsIgnored: 0 },
+    method: 'dump',
     errors: [],
     warnings: [],
   };
@@ -229,12 +234,15 @@ export async function migrationWorkflow(
     `${workspaceStartTimeout} (its worker seems gone). Delete ${ws.dumpDir} on ${ws.host} by hand: ` +
     "it holds every row of the source and the roles' password hashes.";
 
-  /** The claim is part of the dump step: it picks the worker whose disk the dump goes to. */
-  async function dumpStep(): Promise<{ ws: WorkspaceClaim; dump: DumpResult }> {
+  /**
+   * The claim picks the worker whose disk the dump goes to: part of the dump step, unless it was made just
+   * before the downtime began (`claimed`).
+   */
+  async function dumpStep(claimed?: WorkspaceClaim): Promise<{ ws: WorkspaceClaim; dump: DumpResult }> {
     const made = await runStep(
       'dump',
       async () => {
-        const ws = await claimWorkspace(input);
+        const ws = claimed ?? (await claimWorkspace(input));
         if (!workspaces.some((w) => w.taskQueue === ws.taskQueue)) workspaces.push(ws);
         step('dump').detail = `on ${ws.host}`;
         try {
@@ -342,18 +350,7 @@ export async function migrationWorkflow(
     throw ApplicationFailure.nonRetryable(message, 'CutoverTimeout');
   }
 
-  /** Everything before the point of no return: all of it can be undone by the saga. */
-  async function forward(): Promise<void> {
-    const pre = await runStep(
-      'preflight',
-      () => preflight(input),
-      (r) =>
-        `PostgreSQL ${r.sourceVersion} → ${r.targetVersion}, pg_dumpall ${r.clientVersion}, ` +
-        `${r.services.length} service(s) recorded`,
-    );
-    recordedServices = pre.services;
-    for (const w of pre.warnings) warn(w);
-
+  async function schemaTestStep(): Promise<void> {
     const schema = await runStep(
       'testSchema',
       () => testSchema(input),
@@ -363,7 +360,9 @@ export async function migrationWorkflow(
           : `${r.expectedErrors.length} expected error(s), nothing unexpected`,
     );
     if (schema.skipped) step('testSchema').state = 'skipped';
+  }
 
+  async function createTargetStep(): Promise<void> {
     attempted.createTarget = true;
     try {
       await runStep(
@@ -376,8 +375,70 @@ export async function migrationWorkflow(
       if (failureType(err) === 'TargetExistsError') targetIsOurs = false;
       throw err;
     }
+  }
+
+  /** The current details and PgshiftStep while steps overlap: the first of them still running leads. */
+  function publishOverlap(names: StepName[]): void {
+    const running = names.filter((n) => step(n).state === 'running');
+    if (running.length === 0) return;
+    status.currentStep = running[0];
+    const at = (n: StepName) => status.steps.findIndex((s) => s.name === n) + 1;
+    const each = running.map((n) => `**${STEP_TITLES[n]}** (step ${at(n)} of ${status.steps.length})`);
+    publish(running[0], each.join(', alongside '));
+  }
+
+  /**
+   * The schema test and the target's creation side by side: both come before any downtime and neither needs
+   * the other (the test restores into a scratch database of its own, never into the target). Each is waited
+   * for whatever becomes of the other, and neither is cancelled when the other fails: the saga must not
+   * deprovision a target that is still being created, nor report a rollback while the scratch database is
+   * still being removed. A failed schema test therefore also undoes a target; a rare path, paid for by
+   * every migration taking the longer of the two instead of their sum. The failure reported is the first
+   * in the guide's order.
+   */
+  async function schemaTestBesideTarget(): Promise<void> {
+    const names: StepName[] = ['testSchema', 'createTarget'];
+    const runs = [schemaTestStep(), createTargetStep()];
+    publishOverlap(names);
+    const shown = () => publishOverlap(names);
+    for (const run of runs) void run.then(shown, shown);
+    const [schema, target] = await Promise.allSettled(runs);
+    if (schema.status === 'rejected') {
+      const s = step('testSchema');
+      if (s.state === 'failed') failure = { step: 'testSchema', message: s.error ?? '' };
+      throw schema.reason;
+    }
+    if (target.status === 'rejected') throw target.reason;
+  }
+
+  /** Everything before the point of no return: all of it can be undone by the saga. */
+  async function forward(): Promise<void> {
+    // Before this, the schema test ran before the target's creation and the dump's worker was claimed
+    // inside the downtime: runs started then replay as they ran.
+    const overlapped = patched('parallel-schema-test');
+    const pre = await runStep(
+      'preflight',
+      () => preflight(input),
+      (r) =>
+        `PostgreSQL ${r.sourceVersion} → ${r.targetVersion}, pg_dumpall ${r.clientVersion}, ` +
+        `${r.services.length} service(s) recorded`,
+    );
+    recordedServices = pre.services;
+    for (const w of pre.warnings) warn(w);
+
+    if (overlapped) {
+      await schemaTestBesideTarget();
+    } else {
+      await schemaTestStep();
+      await createTargetStep();
+    }
 
     await windowStep(pre.sourceSizeBytes);
+
+    // The worker that keeps the dump is chosen before the services stop (after the window's wait, so it is
+    // one that answered moments ago): the downtime waits on nothing that could have happened before it.
+    // The workspace is recorded for the saga only once a dump is sent there.
+    let claimed = overlapped ? await claimWorkspace(input) : undefined;
 
     attempted.scaleDown = true;
     status.downtime.startedAt = Date.now();
@@ -395,8 +456,10 @@ export async function migrationWorkflow(
     for (let claims = 1; ; claims += 1) {
       const again = claims < MAX_WORKSPACE_CLAIMS;
       let made: { ws: WorkspaceClaim; dump: DumpResult };
+      const preclaimed = claimed;
+      claimed = undefined;
       try {
-        made = await dumpStep();
+        made = await dumpStep(preclaimed);
       } catch (err) {
         if (!(err instanceof LostWorkspace) || !again) throw err;
         warn(

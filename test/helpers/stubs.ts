@@ -22,6 +22,17 @@ export function recordingStubs<N extends string>(impl: { [K in N]: (...args: nev
   return { activities, calls, names: () => calls.map((c) => c.name) };
 }
 
+/**
+ * The recorded names with the schema test before the target's creation: the migration runs the two side
+ * by side, so a worker may take either first.
+ */
+export function inGuideOrder<N extends string>(names: N[]): N[] {
+  const out = [...names];
+  const [schema, target] = [out.indexOf('testSchema' as N), out.indexOf('createTarget' as N)];
+  if (schema >= 0 && target >= 0 && target < schema) [out[schema], out[target]] = [out[target], out[schema]];
+  return out;
+}
+
 export function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { PlatformError } from '../../errors';
-import { runProgram } from './exec';
+import { type RunResult, runProgram } from './exec';
 import { redact } from '../../lib/redact';
 import { readTextIfExists } from './files';
 import type { PgInstall } from './pg-installs';
@@ -25,6 +25,14 @@ export interface ClusterPaths {
 }
 
 const CONF_FILE = 'pgshift.conf';
+
+/** Besides wal_level = logical: room for a migration of many databases, both as source and as target. */
+export const LOGICAL_REPLICATION_SETTINGS = {
+  max_replication_slots: 20,
+  max_wal_senders: 20,
+  max_logical_replication_workers: 16,
+  max_worker_processes: 24,
+} as const;
 
 export function serverLogOf(paths: ClusterPaths): string {
   return join(paths.clusterDir, 'server.log');
@@ -52,6 +60,9 @@ export async function initCluster(
         '--auth=scram-sha-256',
         '--encoding=UTF8',
         '--locale=C',
+        // Its closing flush is left to the caller (fsyncTree), to overlap the server's start; the database
+        // counts as made only once both are done.
+        '--no-sync',
       ],
       { ...asServerUser(user, paths.clusterDir) },
     );
@@ -113,6 +124,12 @@ export async function writeClusterConf(
       // server user, and every client of a local database connects over TCP like on Aptible.
       "unix_socket_directories = ''",
       "password_encryption = 'scram-sha-256'",
+      // Ready for method logical out of the box, as source or as target: a publication needs
+      // wal_level logical, each replicated database a slot and a WAL sender on the source and an apply
+      // worker (plus table-sync workers during the initial copy) on the target, all out of the pool of
+      // background workers. These need a restart, so they are set before the server first starts.
+      'wal_level = logical',
+      ...Object.entries(LOGICAL_REPLICATION_SETTINGS).map(([name, value]) => `${name} = ${value}`),
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -151,11 +168,20 @@ export async function startCluster(
   // Only called when isClusterRunning said no: a leftover pid file is stale, and PostgreSQL would refuse
   // to start if its pid now belongs to another process of the same user.
   await rm(join(paths.dataDir, 'postmaster.pid'), { force: true });
-  const result = await runProgram(
+  let ended: RunResult | undefined;
+  const ctl = runProgram(
     join(install.binDir, 'pg_ctl'),
     ['-D', paths.dataDir, '-l', serverLogOf(paths), '-w', '-t', '120', '-s', 'start'],
     { ...asServerUser(user, paths.clusterDir) },
-  );
+  ).then((r) => (ended = r));
+  // pg_ctl -w looks at the server's state every 100 ms, a small server is ready in a fraction of that:
+  // the same state, read from the same pid file, is looked at here more often. pg_ctl's own outcome
+  // (a failed start, a timeout) still decides when it comes first.
+  while (ended === undefined) {
+    if (await reportsReady(paths)) return;
+    await Promise.race([ctl, sleep(POLL_MS)]);
+  }
+  const result = ended;
   if (result.exitCode !== 0) {
     const log = (await readTextIfExists(serverLogOf(paths)).catch(() => undefined)) ?? '';
     throw new PlatformError(
@@ -165,25 +191,30 @@ export async function startCluster(
   }
 }
 
-/** Stops the cluster (fast: disconnects clients, no waiting for them). Succeeds when it is not running. */
-export async function stopCluster(
-  install: PgInstall | undefined,
-  user: ServerUser | undefined,
-  paths: ClusterPaths,
-) {
-  if (!(await isClusterRunning(paths))) return;
-  if (install) {
-    await runProgram(
-      join(install.binDir, 'pg_ctl'),
-      ['-D', paths.dataDir, '-m', 'fast', '-w', '-t', '60', '-s', 'stop'],
-      {
-        ...asServerUser(user, paths.clusterDir),
-      },
-    );
-  }
-  // Without its binaries (or if pg_ctl failed) the postmaster still obeys signals: SIGINT is a fast
-  // shutdown, SIGQUIT an immediate one.
-  for (const signal of ['SIGINT', 'SIGQUIT', 'SIGKILL'] as const) {
+/** How often a start or a stop looks at the server's state. */
+const POLL_MS = 10;
+
+/** The postmaster's status line (line 8 of postmaster.pid, as pg_ctl -w reads it) says it accepts connections. */
+async function reportsReady(paths: ClusterPaths): Promise<boolean> {
+  const text = await readTextIfExists(join(paths.dataDir, 'postmaster.pid')).catch(() => undefined);
+  const lines = text?.split('\n') ?? [];
+  const pid = Number(lines[0]);
+  return lines[7]?.trim() === 'ready' && Number.isInteger(pid) && pid > 0 && (await isProcessAlive(pid));
+}
+
+/**
+ * Stops the cluster, and succeeds when it is not running. `fast` disconnects clients and writes a shutdown
+ * checkpoint; `immediate` skips the checkpoint (the next start recovers from the WAL), for a cluster about
+ * to be deleted. The postmaster is signalled directly, as pg_ctl would, and watched more often than pg_ctl
+ * -w does; one that does not stop in time gets the next, harder signal.
+ */
+export async function stopCluster(paths: ClusterPaths, mode: 'fast' | 'immediate' = 'fast') {
+  const signals: [NodeJS.Signals, number][] = [
+    ['SIGINT', 60_000],
+    ['SIGQUIT', 10_000],
+    ['SIGKILL', 10_000],
+  ];
+  for (const [signal, patienceMs] of mode === 'fast' ? signals : signals.slice(1)) {
     const pid = await postmasterPid(paths);
     if (pid === undefined || !(await isClusterRunning(paths))) return;
     try {
@@ -191,7 +222,11 @@ export async function stopCluster(
     } catch {
       // gone meanwhile
     }
-    for (let i = 0; i < 100 && (await isClusterRunning(paths)); i++) await sleep(100);
+    const deadline = Date.now() + patienceMs;
+    while (Date.now() < deadline) {
+      if (!(await isClusterRunning(paths))) return;
+      await sleep(POLL_MS);
+    }
   }
 }
 

@@ -19,6 +19,7 @@ import {
   writeClusterConf,
 } from './cluster';
 import { runProgram } from './exec';
+import { fsyncTree } from './fsync-tree';
 import { ensureDir, readTextIfExists, writeFileAtomic } from './files';
 import { type LocalHome, passThroughMode } from './local-home';
 import { withLock } from './lock';
@@ -84,8 +85,16 @@ export class LocalDatabases {
       });
       return this.bringUp(record, async (password) => {
         await initCluster(install, user, record, record.port, password);
-        await startCluster(install, user, record);
-        await bootstrapCluster(record.port, password);
+        // initdb did not flush its files (--no-sync): that runs while the server starts, and bringUp marks
+        // the database ready only after both, so a crash before then leaves a half-made database that the
+        // next attempt removes (ourOwnOrNone), never a ready one with files lost.
+        await allSucceed([
+          fsyncTree(record.dataDir),
+          (async () => {
+            await startCluster(install, user, record);
+            await bootstrapCluster(record.port, password);
+          })(),
+        ]);
       });
     });
   }
@@ -130,7 +139,7 @@ export class LocalDatabases {
   async stopDatabase(handle: string, environment: string): Promise<void> {
     const record = await this.requireDatabase(handle, environment);
     await withLock(this.ctx.layout.lockDir('db', environment, handle), async () => {
-      await stopCluster((await this.ctx.installs()).get(record.version), await this.ctx.serverUser(), record);
+      await stopCluster(record);
     });
   }
 
@@ -227,8 +236,8 @@ export class LocalDatabases {
   }
 
   private async removeCluster(record: DatabaseRecord): Promise<void> {
-    const install = (await this.ctx.installs()).get(record.version);
-    await stopCluster(install, await this.ctx.serverUser(), record);
+    // Immediate: its data is deleted next, so a shutdown checkpoint would be written for nothing.
+    await stopCluster(record, 'immediate');
     await rm(record.clusterDir, { recursive: true, force: true });
     await rm(this.ctx.layout.databasePasswordFile(record.environment, record.handle), { force: true });
     await this.ctx.store.update((state) => {
@@ -314,14 +323,9 @@ export class LocalDatabases {
   /** Stops every cluster of the home. */
   async stopAll(): Promise<void> {
     const state = await this.ctx.store.read();
-    if (Object.keys(state.databases).length === 0) return;
-    const installs = await this.ctx.installs();
-    const user = await this.ctx.serverUser();
     await Promise.all(
       Object.values(state.databases).map((d) =>
-        withLock(this.ctx.layout.lockDir('db', d.environment, d.handle), () =>
-          stopCluster(installs.get(d.version), user, d),
-        ),
+        withLock(this.ctx.layout.lockDir('db', d.environment, d.handle), () => stopCluster(d)),
       ),
     );
   }
@@ -333,6 +337,12 @@ export class LocalDatabases {
       if (d.status === 'ready') await this.ensureRunning(d.handle, d.environment);
     }
   }
+}
+
+/** Waits for every one of `runs`, then fails with the first failure: nothing is left running behind. */
+async function allSucceed(runs: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(runs)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function databaseUrlOf(port: number, password: string): string {
