@@ -12,6 +12,7 @@ import {
   type RehearsalStatus,
 } from '../workflows/rehearsal-definitions';
 import { formatReport, formatRehearsalStatus } from './rehearsal-report';
+import { asReplicationSample, replicationEstimate, replicationLines } from './replication-view';
 
 export interface StatusView {
   workflowId: string;
@@ -158,6 +159,9 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
       );
     }
     if (s.dumpBytes !== undefined) out.push(`  Dump: ${formatBytes(s.dumpBytes)} (${s.dumpBytes} bytes)`);
+    const replication = replicationLines(s, now);
+    // Under the downtime line when there is one, else after a blank line of its own.
+    if (replication.length) out.push(...(s.downtime.startedAt ? [] : ['']), ...replication);
     if (s.verification) {
       const v = s.verification;
       out.push(
@@ -170,16 +174,23 @@ export function formatStatus(view: StatusView, now = Date.now()): string {
         ? ` (${formatDuration(Math.max(0, s.cutover.deadline - now))} left)`
         : '';
       out.push('', `  Waiting for cutover confirmation${left}: pgshift cutover ${view.workflowId}`);
+      if (s.method === 'logical')
+        out.push('  (replicating: the services run on the source until the cutover)');
     }
     if (s.abortReason) out.push(`  Aborted: ${s.abortReason}`);
     for (const w of s.warnings) out.push(`  warning: ${w}`);
     for (const e of s.errors) out.push(`  error: ${e}`);
   }
-  if (view.progress) {
-    const estimate = estimateProgress(view.progress.details);
-    const what = estimate ? formatProgressLine(estimate) : undefined;
+  // The workflow's own quick samples of the replication are no step's progress: shown above from the status.
+  if (view.progress && view.progress.activity !== 'sampleReplication') {
     const steps = view.status?.steps ?? view.rehearsal?.steps ?? [];
-    const title = steps.find((step) => step.state === 'running')?.title ?? view.progress.activity;
+    const running = steps.find((step) => step.state === 'running');
+    const sample = asReplicationSample(view.progress.details);
+    const estimate = sample
+      ? replicationEstimate(sample, running, now)
+      : estimateProgress(view.progress.details);
+    const what = estimate ? formatProgressLine(estimate) : undefined;
+    const title = running?.title ?? view.progress.activity;
     out.push(
       `  ${title} (attempt ${view.progress.attempt})${what ? `: ${what}` : ''}` +
         (view.progress.lastFailure ? `\n    last failure: ${view.progress.lastFailure}` : ''),

@@ -5,19 +5,31 @@ import { formatDuration } from '../lib/duration';
 import type { ProgressOutput } from '../lib/progress-bar';
 import { estimateProgress, formatProgressLine, type ProgressEstimate } from '../lib/progress-estimate';
 import type { StepStatus } from '../workflows/definitions';
+import { asReplicationSample, replicationEstimate, statusReplicationEstimate } from './replication-view';
 import type { StatusView } from './status';
 
 /** How often a plain (non-terminal) watch prints the running step's progress. */
 export const PLAIN_PROGRESS_INTERVAL_MS = 30_000;
 
-/** The running step's title and its progress estimate, when its activity has heartbeated any. */
-export function runningProgress(view: StatusView): { title: string; estimate: ProgressEstimate } | undefined {
-  if (view.execution !== 'RUNNING' || !view.progress) return undefined;
-  const estimate = estimateProgress(view.progress.details);
-  if (!estimate) return undefined;
+/**
+ * The running step's title and its progress estimate: from what its activity heartbeated, or, for the
+ * replication of method logical, from the samples the workflow keeps in its status (initial sync, lag).
+ */
+export function runningProgress(
+  view: StatusView,
+  now = Date.now(),
+): { title: string; estimate: ProgressEstimate } | undefined {
+  if (view.execution !== 'RUNNING') return undefined;
   const steps = view.status?.steps ?? view.rehearsal?.steps ?? [];
   const running = steps.find((s) => s.state === 'running');
-  return { title: running?.title ?? view.progress.activity, estimate };
+  const details = view.progress?.activity === 'sampleReplication' ? undefined : view.progress?.details;
+  const sample = asReplicationSample(details);
+  const estimate =
+    (sample ? replicationEstimate(sample, running, now) : undefined) ??
+    statusReplicationEstimate(view.status, now) ??
+    estimateProgress(details);
+  if (!estimate) return undefined;
+  return { title: running?.title ?? view.progress?.activity ?? 'running', estimate };
 }
 
 type Reported = 'started' | 'ended';
@@ -28,6 +40,7 @@ export class StepProgress {
   private lastNote?: string;
   private waitingShown = false;
   private lastProgressAt?: number;
+  private leftBehindShown = false;
 
   /** The lines that `view` adds to what earlier views already printed. */
   next(view: StatusView): string[] {
@@ -44,7 +57,17 @@ export class StepProgress {
     }
     if (migration?.cutover.waiting && !this.waitingShown) {
       this.waitingShown = true;
-      lines.push(`Waiting for cutover confirmation: pgshift cutover ${view.workflowId}`);
+      const online = migration.method === 'logical' ? ' (replicating; the services run on the source)' : '';
+      lines.push(`Waiting for cutover confirmation${online}: pgshift cutover ${view.workflowId}`);
+    }
+    const leftBehind = migration?.replication?.cleanup?.leftBehind ?? [];
+    if (leftBehind.length && !this.leftBehindShown) {
+      // A slot left on the source keeps its WAL: said once, loudly, with the SQL to run.
+      this.leftBehindShown = true;
+      lines.push(
+        'Replication objects LEFT BEHIND — run by hand (a slot left on the source keeps its WAL and fills its disk):',
+        ...leftBehind.map((sql) => `  ${sql}`),
+      );
     }
     if (view.note && view.note !== this.lastNote) lines.push(view.note);
     this.lastNote = view.note;
@@ -53,7 +76,7 @@ export class StepProgress {
 
   /** A plain progress line for the running step, at most every `intervalMs` (the first one at once). */
   progressLine(view: StatusView, now: number, intervalMs = PLAIN_PROGRESS_INTERVAL_MS): string | undefined {
-    const running = runningProgress(view);
+    const running = runningProgress(view, now);
     if (!running) return undefined;
     if (this.lastProgressAt !== undefined && now - this.lastProgressAt < intervalMs) return undefined;
     this.lastProgressAt = now;
@@ -106,7 +129,7 @@ export class WatchDisplay {
       for (const line of lines) this.log(line);
       return;
     }
-    const running = runningProgress(view);
+    const running = runningProgress(view, now);
     // A finished step's lines go below its last bar, which is cleared first.
     if (!running) this.bar.update(undefined, undefined);
     for (const line of lines) this.bar.log(line);

@@ -114,13 +114,24 @@ export interface MigrationStatus {
 export interface ReplicationStatus {
   /** The latest sample (per-database progress and lag). */
   latest?: ReplicationSample;
-  /** Lag over time, oldest first, capped (the history keeps every sample the workflow took). */
+  /**
+   * Lag over time, oldest first: the first sample and the newest ones, at most LAG_HISTORY_MAX entries
+   * (the workflow history keeps every sample the workflow took).
+   */
   lagHistory: { at: number; bytes: number; seconds?: number }[];
+  /** How many samples the workflow took, and how far apart it takes them now (it slows as a wait goes on). */
+  samples?: number;
+  paceMs?: number;
   /** What replication created, for the operator: cleanup drops exactly these. */
-  objects?: { publications: string[]; slots: string[]; subscriptions: string[] };
+  objects?: { databases?: string[]; publications: string[]; slots: string[]; subscriptions: string[] };
+  /** The catch-up at cutover: how long the target took to apply the last writes, and up to where. */
+  catchUp?: { waitedMs: number; lsn: string };
   /** Set once dropReplication ran: what was dropped, and SQL for anything left behind. */
   cleanup?: { dropped: string[]; leftBehind: string[] };
 }
+
+/** The most entries ReplicationStatus.lagHistory keeps. */
+export const LAG_HISTORY_MAX = 200;
 
 export interface WindowStatus {
   /** The plan's window in words: "daily 02:00-04:00 Europe/Berlin", "from 2026-12-01 02:00 UTC". */

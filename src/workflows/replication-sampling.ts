@@ -1,0 +1,92 @@
+// The workflow's view of a running replication: it cannot read an activity's heartbeats, so while it waits
+// (initial sync, cutover gate, downtime window) it takes quick samples (sampleReplication) on a durable
+// timer and publishes them in the status. Runs in the workflow sandbox.
+import { condition, isCancellation, log } from '@temporalio/workflow';
+import type { MigrationInput, ReplicationSample } from '../activities/contract';
+import { activity } from './activity-options';
+import { LAG_HISTORY_MAX, type ReplicationStatus } from './definitions';
+
+const MINUTE = 60_000;
+
+/**
+ * How far apart samples are, `sinceMs` into a wait: every 5 s for the first 10 minutes, every 30 s up to an
+ * hour, then every minute, and past 100 minutes a hundredth of the time waited so far. Each sample costs
+ * about ten history events (timer, activity, workflow tasks), so the last rule bounds a wait's samples
+ * logarithmically: ~530 over a 24 h gate, ~1,100 over the longest (366 d), instead of 17,000 at 5 s.
+ */
+export function samplePaceMs(sinceMs: number): number {
+  if (sinceMs < 10 * MINUTE) return 5_000;
+  if (sinceMs < 60 * MINUTE) return 30_000;
+  return Math.max(MINUTE, Math.floor(sinceMs / 100));
+}
+
+/**
+ * Makes `sample` the latest; with `lag`, adds it to the lag history, which keeps the first entry and the
+ * newest ones. (The initial sync's lag is not history: the slot waits for the copy, so it only grows.)
+ */
+export function recordSample(replication: ReplicationStatus, sample: ReplicationSample, lag: boolean): void {
+  replication.latest = sample;
+  if (!lag) return;
+  const history = replication.lagHistory;
+  history.push({ at: sample.at, bytes: sample.lagBytes, seconds: sample.lagSeconds });
+  if (history.length > LAG_HISTORY_MAX) history.splice(1, history.length - LAG_HISTORY_MAX);
+}
+
+export interface WaitOptions {
+  /** Give up after this long (resolving to done()); without it, wait until done(). */
+  timeoutMs?: number;
+  /** Whether samples go to the lag history (false during the initial sync). */
+  lag: boolean;
+  /** Called after each sample is recorded: the step's detail, the UI's current details. */
+  onSample(sample: ReplicationSample): void;
+}
+
+export interface ReplicationSampler {
+  /** Waits until `done()` or the timeout, sampling at samplePaceMs; resolves to done(). */
+  waitSampling(done: () => boolean, options: WaitOptions): Promise<boolean>;
+}
+
+export function replicationSampler(
+  input: MigrationInput,
+  replication: ReplicationStatus,
+): ReplicationSampler {
+  const sample = activity('sampleReplication', 'Sample the replication (progress and lag)');
+  replication.samples ??= 0;
+
+  /** One sample; a failed one is skipped without a warning (the next one comes in seconds). */
+  async function takeSample(options: WaitOptions): Promise<void> {
+    let taken: ReplicationSample;
+    try {
+      taken = await sample(input);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.info(`replication sample skipped: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    replication.samples = (replication.samples ?? 0) + 1;
+    recordSample(replication, taken, options.lag);
+    options.onSample(taken);
+  }
+
+  async function waitSampling(done: () => boolean, options: WaitOptions): Promise<boolean> {
+    const start = Date.now();
+    const deadline = options.timeoutMs === undefined ? undefined : start + options.timeoutMs;
+    let last: number | undefined;
+    for (;;) {
+      if (done()) return true;
+      const now = Date.now();
+      if (deadline !== undefined && now >= deadline) return false;
+      const pace = samplePaceMs(now - start);
+      replication.paceMs = pace;
+      if (last === undefined || now - last >= pace) {
+        await takeSample(options);
+        last = Date.now();
+        continue;
+      }
+      const wait = Math.min(last + pace - now, deadline === undefined ? Infinity : deadline - now);
+      if (await condition(done, wait)) return true;
+    }
+  }
+
+  return { waitSampling };
+}
