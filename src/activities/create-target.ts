@@ -28,14 +28,20 @@ export async function createTarget(deps: ActivityDeps, input: MigrationInput): P
         foundExisting: true,
       };
     }
-    const created = await platform.createDatabase({
+    const spec = {
       handle: target.handle,
       environment: target.environment,
       version: target.version,
       diskSizeGb: target.diskSize,
       containerSizeMb: target.containerSize,
       createdBy: ownerLabel(input),
-    });
+    };
+    // Method logical where the platform makes the replica (Aptible's db:replicate --logical): the target is
+    // created as a replica of the source, roles, schema and replication included.
+    const created =
+      input.plan.method === 'logical' && platform.replicateLogical
+        ? await platform.replicateLogical({ ...spec, sourceHandle: input.plan.source.handle })
+        : await platform.createDatabase(spec);
     return {
       handle: target.handle,
       environment: target.environment,

@@ -6,6 +6,8 @@ import type { Platform } from '../platform/platform';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
 import { checkFidelity } from '../pg/fidelity';
+import { checkLogicalReadiness } from '../pg/logical/readiness';
+import { platformReplicaProblems } from './logical-preflight-aptible';
 import { serverMajorVersion, totalDatabaseSize } from '../pg/inspect';
 import { parseDuration } from '../lib/duration';
 
@@ -103,7 +105,8 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     await mkdir(deps.workDir, { recursive: true, mode: 0o700 });
     const fs = await statfs(deps.workDir);
     const freeDiskBytes = fs.bavail * fs.bsize;
-    if (freeDiskBytes < sourceSizeBytes) {
+    // Method logical writes only the schema to this disk: the rows go from server to server.
+    if (plan.method !== 'logical' && freeDiskBytes < sourceSizeBytes) {
       problems.push(
         `the dump goes to ${deps.workDir}, which has ${freeDiskBytes} bytes free, less than the source's ${sourceSizeBytes} bytes; ` +
           'free space there, or run the worker with PGSHIFT_WORK_DIR on a larger disk',
@@ -132,8 +135,26 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     // Plans started before accept existed have none.
     const fidelity = await checkFidelity(source, { skipDatabases: plan.accept?.skipDatabases ?? [] });
     problems.push(...fidelity.refusals);
+    // Method logical: what replication cannot carry (tables without a key, large objects...) and what the
+    // source must allow (wal_level, slots, senders), all in the same list. It creates nothing.
+    const logical =
+      plan.method === 'logical'
+        ? await checkLogicalReadiness(source, {
+            skipDatabases: plan.accept?.skipDatabases ?? [],
+            replicaIdentityFull: plan.accept?.replicaIdentityFull ?? [],
+          })
+        : undefined;
+    // A platform that makes the replica itself (Aptible's db:replicate --logical) has limits of its own,
+    // and pglogical takes no REPLICA IDENTITY FULL: that way out is not offered there.
+    const byPlatform = plan.method === 'logical' && platform.replicateLogical !== undefined;
+    problems.push(
+      ...(logical?.problems ?? []).map((p) =>
+        byPlatform ? p.replace(/, list it under accept\.replicaIdentityFull as "[^"]*"/, '') : p,
+      ),
+    );
+    if (byPlatform) problems.push(...(await platformReplicaProblems(input, source)));
     if (problems.length > 0) throw preflightProblems(problems);
-    warnings.push(...fidelity.warnings);
+    warnings.push(...fidelity.warnings, ...(logical?.warnings ?? []));
 
     warnings.push(...(await configWarnings(platform, input, scope)));
     warnings.push(...((await platform.sessionWarnings?.(sessionHorizonMs(input))) ?? []));
