@@ -2,10 +2,11 @@
 // the first word is the command; options may come anywhere after it, as `--opt value` or `--opt=value`,
 // with `_` and `-` interchangeable in their names; unknown `--flags` are not rejected but stay among the
 // positional arguments; `--` ends the options; a string option given without a value takes its own name
-// (thor/parser/options.rb:206-219); a numeric option needs a number. Every usage string below is the
+// (thor/parser/options.rb:206-219); a numeric option needs a number; a boolean option takes no value
+// unless the next word is true/false, and `--no-x`/`--skip-x` set it false (options.rb parse_boolean). Every usage string below is the
 // command's `desc` in aptible/aptible-cli@04255732, which Thor prints in its arity errors.
 
-export type OptionType = 'string' | 'numeric';
+export type OptionType = 'string' | 'numeric' | 'boolean';
 
 export interface OptionSpec {
   /** Thor's name, with underscores: `container_count`. */
@@ -43,6 +44,7 @@ const num = (name: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({
   type: 'numeric',
   ...extra,
 });
+const bool = (name: string): OptionSpec => ({ name, type: 'boolean' });
 
 export const COMMANDS: Record<string, CommandSpec> = {
   // lib/aptible/cli/agent.rb:108-115
@@ -66,6 +68,25 @@ export const COMMANDS: Record<string, CommandSpec> = {
       num('size'),
       str('key_arn'),
       environment,
+      str('container_profile'),
+      num('iops'),
+    ],
+  },
+  // lib/aptible/cli/subcommands/db.rb:222-281
+  'db:replicate': {
+    name: 'db:replicate',
+    usage:
+      'db:replicate HANDLE REPLICA_HANDLE [--container-size SIZE_MB] [--disk-size SIZE_GB] ' +
+      '[--container-profile PROFILE] [--iops IOPS] [--logical --version VERSION] [--key-arn KEY_ARN]',
+    arity: 2,
+    options: [
+      environment,
+      num('container_size'),
+      num('size'),
+      num('disk_size'),
+      bool('logical'),
+      str('version'),
+      str('key_arn'),
       str('container_profile'),
       num('iops'),
     ],
@@ -144,10 +165,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
   'backup:purge': { name: 'backup:purge', usage: 'backup:purge BACKUP_ID', arity: 1, options: [] },
 };
 
+export type OptionValue = string | number | boolean;
+
 export interface ParsedArgs {
   args: string[];
-  options: Record<string, string | number>;
+  options: Record<string, OptionValue>;
 }
+
+const TRUE_WORDS = ['true', 'TRUE', 't', 'T'];
+const FALSE_WORDS = ['false', 'FALSE', 'f', 'F'];
 
 /** Ruby's String#inspect for the strings Thor shows (double quotes, backslash escapes). */
 export function rubyInspect(value: string): string {
@@ -161,7 +187,11 @@ export function parseOptions(spec: CommandSpec, argv: string[]): ParsedArgs {
     bySwitch.set('--' + option.name.replace(/_/g, '-'), option);
     for (const alias of option.aliases ?? []) bySwitch.set(alias, option);
   }
-  const options: Record<string, string | number> = {};
+  const negated = new Map<string, OptionSpec>();
+  for (const option of spec.options.filter((o) => o.type === 'boolean')) {
+    for (const prefix of ['--no-', '--skip-']) negated.set(prefix + option.name.replace(/_/g, '-'), option);
+  }
+  const options: Record<string, OptionValue> = {};
   for (const option of spec.options) if (option.default !== undefined) options[option.name] = option.default;
   const args: string[] = [];
   const rest = [...argv];
@@ -185,7 +215,19 @@ export function parseOptions(spec: CommandSpec, argv: string[]): ParsedArgs {
       inlineValue = eq[2];
     }
     const normalized = switchName.startsWith('--') ? switchName.replace(/_/g, '-') : switchName;
+    const off = negated.get(normalized);
+    if (off && inlineValue === undefined) {
+      options[off.name] = false;
+      continue;
+    }
     const option = bySwitch.get(normalized);
+    if (option?.type === 'boolean') {
+      const word = inlineValue ?? rest[0];
+      if (inlineValue === undefined && (TRUE_WORDS.includes(word) || FALSE_WORDS.includes(word)))
+        rest.shift();
+      options[option.name] = !FALSE_WORDS.includes(word ?? '');
+      continue;
+    }
     if (!option) {
       // Unknown switches are kept as arguments (check_unknown_options! is not set).
       args.push(arg);

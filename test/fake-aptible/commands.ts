@@ -140,7 +140,7 @@ export function version(): Doc {
 
 // ---- databases ----
 
-async function availableVersions(ctx: Ctx): Promise<string[]> {
+export async function availableVersions(ctx: Ctx): Promise<string[]> {
   return (await ctx.local().listVersions()).sort((a, b) => Number(a) - Number(b));
 }
 
@@ -171,7 +171,7 @@ export async function dbList(ctx: Ctx): Promise<Doc> {
 }
 
 /** helpers/database.rb:353-378 validate_image_type / find_database_image. */
-function checkImage(versions: string[], type: string, version: string | undefined): void {
+export function checkImage(versions: string[], type: string, version: string | undefined): void {
   if (type !== 'postgresql') {
     throw new ThorError(`No Database Image of type "${type}", valid types: postgresql`);
   }
@@ -183,7 +183,7 @@ function checkImage(versions: string[], type: string, version: string | undefine
 }
 
 /** The API's validation of a new database's handle (assumed wording, as the name-taken message). */
-function checkNewHandle(state: FakeState, environment: string, handle: string): void {
+export function checkNewHandle(state: FakeState, environment: string, handle: string): void {
   if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(handle)) {
     throw new ApiError(
       'Handle may only contain lowercase letters, numbers, hyphens, underscores, and periods',
@@ -243,6 +243,7 @@ export async function dbCreate(ctx: Ctx): Promise<Doc> {
         containerSizeMb,
         createdBy: `fake-aptible database ${db.id}`,
       });
+      await loadLogical().ensureLogicalWal(ctx.local(), handle, env.handle);
     } catch (err) {
       // A database whose provision failed stays, never provisioned, until someone deprovisions it.
       await setDatabaseStatus(ctx, db, 'pending');
@@ -253,7 +254,15 @@ export async function dbCreate(ctx: Ctx): Promise<Doc> {
   return renderDatabase(ctx, db);
 }
 
-async function setDatabaseStatus(ctx: Ctx, db: DatabaseRecord, status: DatabaseRecord['status']) {
+type LogicalModule = typeof import('./logical');
+
+/** logical.ts, loaded by the commands that need it, as the local platform is (main.ts): it pulls in pg and execa. */
+export function loadLogical(): LogicalModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./logical') as LogicalModule;
+}
+
+export async function setDatabaseStatus(ctx: Ctx, db: DatabaseRecord, status: DatabaseRecord['status']) {
   await updateState(ctx.home, (state) => {
     const current = state.databases[databaseKey(db)];
     if (current?.id === db.id) current.status = status;
@@ -261,7 +270,7 @@ async function setDatabaseStatus(ctx: Ctx, db: DatabaseRecord, status: DatabaseR
 }
 
 /** helpers/database.rb:380-390 render_database: text = the connection URL, JSON = the database. */
-async function renderDatabase(ctx: Ctx, db: DatabaseRecord): Promise<Doc> {
+export async function renderDatabase(ctx: Ctx, db: DatabaseRecord): Promise<Doc> {
   const state = await readState(ctx.home);
   const current = state.databases[databaseKey(db)] ?? db;
   const json = await databaseJson(ctx, state, current);
@@ -296,6 +305,13 @@ export async function dbUrl(ctx: Ctx): Promise<Doc> {
 export async function dbDeprovision(ctx: Ctx): Promise<undefined> {
   const state = await readState(ctx.home);
   const db = ensureDatabase(state, ctx.args[0], stringOption(ctx, 'environment'));
+  // The guide's "Unlink the Databases": a source cannot go before its linked replicas (assumed wording).
+  const linked = Object.values(state.databases).filter((d) => d.replicaOf === db.id);
+  if (linked.length > 0) {
+    throw new ApiError(
+      `Database ${db.handle} has replicas (${linked.map((d) => d.handle).join(', ')}); deprovision or unlink them first`,
+    );
+  }
   ctx.log(`Deprovisioning ${db.handle}...`);
   const op = await updateState(ctx.home, (s) => {
     const current = s.databases[databaseKey(db)];

@@ -1,6 +1,6 @@
 import type { LocalPlatform } from '../../src/platform/local';
 import { redact } from '../../src/lib/redact';
-import { ThorError } from './argv';
+import { type OptionValue, ThorError } from './argv';
 import type { FaultAction } from './faults';
 import { type FakeState, type OperationRecord, nextId, updateState } from './state';
 
@@ -9,7 +9,7 @@ export interface Ctx {
   home: string;
   command: string;
   args: string[];
-  options: Record<string, string | number>;
+  options: Record<string, OptionValue>;
   /** The user the token names (its JWT `email`), as the API would record on operations. */
   userEmail: string;
   /** Writes to stdout now (operation logs, which the real CLI passes through from ssh). */

@@ -91,6 +91,8 @@ export interface FakeAptible {
     services: Record<string, ServiceSpec>,
     config?: Record<string, string>,
   ): Promise<void>;
+  /** The dashboard's "unlink" of a replica from its source (no CLI command does it). */
+  unlinkReplica(environment: string, handle: string): Promise<void>;
   /** Replaces faults.json and resets the fault counters. */
   setFaults(rules: FaultRule[]): Promise<void>;
   /** The API answers this token (default: the fixture's) with 401 expired_token from now on. */
@@ -216,6 +218,14 @@ export async function createFakeAptible(options: { home?: string } = {}): Promis
           record.services[name] = service;
         }
         state.apps[key(environment, app)] = record;
+      });
+    },
+
+    async unlinkReplica(environment, handle) {
+      await updateState(home, (state) => {
+        const db = state.databases[key(environment, handle)];
+        if (!db) throw new Error(`the fake has no database ${handle} in environment ${environment}`);
+        delete db.replicaOf;
       });
     },
 

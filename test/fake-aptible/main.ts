@@ -5,13 +5,22 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { LocalPlatform } from '../../src/platform/local';
 import { redact } from '../../src/lib/redact';
-import { COMMANDS, ThorError, checkArity, helpText, parseOptions, rubyInspect } from './argv';
+import {
+  COMMANDS,
+  type OptionValue,
+  ThorError,
+  checkArity,
+  helpText,
+  parseOptions,
+  rubyInspect,
+} from './argv';
 import * as commands from './commands';
 import type { Ctx } from './context';
 import { type FaultAction, type Invocation, claimFaults } from './faults';
 import { type Doc, UserError, renderDoc } from './render';
 import { AUTH_ERROR, ApiError } from './resolve';
 import { HOME_ENV, appendLine, paths, readState } from './state';
+import { dbReplicate } from './replicate';
 import { dbTunnel } from './tunnel';
 
 type Run = (ctx: Ctx) => Promise<Doc | undefined | number> | Doc;
@@ -22,6 +31,7 @@ const RUNNERS: Record<string, Run> = {
   'db:versions': commands.dbVersions,
   'db:create': commands.dbCreate,
   'db:url': commands.dbUrl,
+  'db:replicate': dbReplicate,
   'db:tunnel': dbTunnel,
   'db:deprovision': commands.dbDeprovision,
   'db:backup': commands.dbBackup,
@@ -141,7 +151,7 @@ function decodeToken(token: string): Record<string, unknown> {
 function faultHandle(
   command: string,
   args: string[],
-  options: Record<string, string | number>,
+  options: Record<string, OptionValue>,
 ): string | undefined {
   if (command === 'backup:restore') return options.handle === undefined ? undefined : String(options.handle);
   if (['apps:scale', 'config', 'config:set'].includes(command)) {

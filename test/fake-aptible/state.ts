@@ -51,6 +51,8 @@ export interface DatabaseRecord {
   containerSizeMb: number;
   containerProfile: string | null;
   createdAt: string;
+  /** The source of a replica (db:replicate), until the replica is unlinked (a dashboard action). */
+  replicaOf?: number;
 }
 
 /** A database that was deprovisioned (what `database_with_deleted` returns for its backups). */

@@ -1,7 +1,13 @@
 // The platform the guide is written for: every call is the `aptible` command the guide tells a person to
 // type, with machine-readable output (APTIBLE_OUTPUT_FORMAT=json). Credentials never leave this module and
 // the activities that use them: URLs come from `db:url`/`db:tunnel` and are handed out as SECRET values.
-import { NotFoundError, TargetExistsError, TransientPlatformError } from '../../errors';
+import {
+  BadInputError,
+  NotFoundError,
+  PlatformError,
+  TargetExistsError,
+  TransientPlatformError,
+} from '../../errors';
 import type {
   BackupInfo,
   CreateDatabaseSpec,
@@ -82,6 +88,57 @@ export class AptiblePlatform implements Platform {
       String(spec.containerSizeMb),
     ]);
     return toInfo(parseDatabase(stdout, 'db:create'));
+  }
+
+  /**
+   * The guide's `aptible db:replicate SOURCE REPLICA --logical --version V`, with the plan's sizes: a new
+   * database of version V holding the source's roles and schema, its data syncing in the background with
+   * pglogical (see /work/notes/aptible-logical.md). As with db:create, Aptible records no creator and
+   * refuses a handle that is taken, so a retry looks the replica up first and keeps it when it is its own
+   * (activities/deps.ts isOwnedBy), as createTarget does. `--environment` only finds the source: Aptible
+   * puts the replica in the source's environment, so source and replica share `spec.environment`.
+   */
+  async replicateLogical(spec: CreateDatabaseSpec & { sourceHandle: string }): Promise<DatabaseInfo> {
+    if (spec.handle === spec.sourceHandle) {
+      throw new BadInputError(
+        `the replica "${spec.handle}" cannot have its source's handle; choose another target.handle`,
+      );
+    }
+    const args = [
+      'db:replicate',
+      spec.sourceHandle,
+      spec.handle,
+      '--logical',
+      '--version',
+      spec.version,
+      '--environment',
+      spec.environment,
+      '--container-size',
+      String(spec.containerSizeMb),
+      '--disk-size',
+      String(spec.diskSizeGb),
+    ];
+    try {
+      return toInfo(parseDatabase(await this.cli.run(args), 'db:replicate'));
+    } catch (err) {
+      if (err instanceof TargetExistsError) {
+        throw new TargetExistsError(
+          `a database "${spec.handle}" already exists in environment "${spec.environment}"; remove it or rename it`,
+        );
+      }
+      // A failed replicate_logical operation leaves a half-made replica and pglogical objects on the
+      // source (the guide's "Create the replica"): another db:replicate cannot succeed until both are gone.
+      const op = err instanceof TransientPlatformError && /Operation #(\d+) failed/.exec(err.message);
+      if (op) {
+        throw new PlatformError(
+          `\`aptible db:replicate --logical\` failed (see \`aptible operation:logs ${op[1]}\`; usual causes: a ` +
+            'table without a primary key, a pglogical node already on the source). Its replica ' +
+            `"${spec.handle}" must be deprovisioned and the source cleaned of the pglogical objects it made ` +
+            "(the Cleanup of Aptible's guide) before another attempt",
+        );
+      }
+      throw err;
+    }
   }
 
   /** Idempotent: a database that is gone (or never was) counts as deprovisioned. */
