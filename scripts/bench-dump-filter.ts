@@ -1,14 +1,28 @@
 // Benchmark: pgshift's password filter against the guide's `grep -E -i -v 'ALTER ROLE aptible .*PASSWORD'`,
 // on a synthetic pg_dumpall output fed through a pipe by `cat` (a producer far faster than pg_dumpall, so
-// the filter's cost shows as much as it can): wall time, throughput, peak memory, and the ratio.
+// the filter's cost shows as much as it can): wall time, throughput, peak memory, and the ratio. The last
+// row is the dump step's whole path (dumpAll: filter, sha256, batched writes, rename) with a stand-in
+// pg_dumpall that cats the same file (PGSHIFT_PG_BIN), against `cat | grep > file`.
 // Usage: npx tsx scripts/bench-dump-filter.ts [megabytes=256] [runs=3]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findClientTools } from '../src/pg/client-tools';
+import { dumpAll } from '../src/pg/dump';
 
-const MB = Number(process.argv[2] ?? 256);
+const DUMP_ALL = '--dump-all';
+const MB = Number(process.argv[2] === DUMP_ALL ? 0 : (process.argv[2] ?? 256));
 const RUNS = Number(process.argv[3] ?? 3);
 const ADMIN_PASSWORD_LINE =
   "ALTER ROLE aptible WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS PASSWORD 'SCRAM-SHA-256$4096:eHl6$abc:def';\n";
@@ -91,6 +105,35 @@ function best(runs: Measure[]): Measure {
   return runs.reduce((a, b) => (b.pipelineSeconds < a.pipelineSeconds ? b : a));
 }
 
+/**
+ * A directory for PGSHIFT_PG_BIN whose pg_dumpall cats $BENCH_DUMP (and answers --version as the real one);
+ * psql and pg_dump are the real ones, which dumpAll only looks for.
+ */
+async function standInTools(dir: string): Promise<string> {
+  const real = await findClientTools();
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const version = execFileSync(real.pgDumpall, ['--version'], { encoding: 'utf8' }).trim();
+  const script = join(bin, 'pg_dumpall');
+  writeFileSync(
+    script,
+    `#!/bin/sh\nif [ "$1" = --version ]; then echo '${version.replace(/'/g, '')}'; exit 0; fi\nexec cat "$BENCH_DUMP"\n`,
+  );
+  chmodSync(script, 0o755);
+  symlinkSync(real.psql, join(bin, 'psql'));
+  symlinkSync(real.pgDump, join(bin, 'pg_dump'));
+  return bin;
+}
+
+/** The child of the dumpAll row: dumpAll of the stand-in, timed from the call to its return. */
+async function runDumpAll(outPath: string): Promise<void> {
+  const started = process.hrtime.bigint();
+  const target = { host: 'localhost', port: 5432, user: 'bench', password: 'unused', database: 'db' };
+  const result = await dumpAll(target, outPath, { adminRole: 'aptible' });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stdout.write(`${JSON.stringify({ seconds, dropped: result.droppedStatements })}\n`);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pgshift-bench-'));
   const dump = join(dir, 'dump.sql');
@@ -100,12 +143,14 @@ async function main(): Promise<void> {
     const bytes = statSync(dump).size;
     const script = join(__dirname, 'run-password-filter.ts');
     const tsx = join(__dirname, '..', 'node_modules', '.bin', 'tsx');
+    const bin = await standInTools(dir);
     const commands = {
       grep: `cat ${dump} | grep -E -i -v 'ALTER ROLE aptible .*PASSWORD' > ${out('grep')}`,
       pipe: `cat ${dump} | ${tsx} ${script} aptible ${out('pipe')} --no-filter`,
       filter: `cat ${dump} | ${tsx} ${script} aptible ${out('filter')}`,
+      dumpAll: `PGSHIFT_PG_BIN=${bin} BENCH_DUMP=${dump} ${tsx} ${__filename} ${DUMP_ALL} ${out('dumpAll')}`,
     };
-    const runs: Record<keyof typeof commands, Measure[]> = { grep: [], pipe: [], filter: [] };
+    const runs: Record<keyof typeof commands, Measure[]> = { grep: [], pipe: [], filter: [], dumpAll: [] };
     const keys = Object.keys(commands) as Array<keyof typeof commands>;
     for (let i = 0; i < RUNS; i++) {
       // Each round in another order, so that no command always runs right after the same other one.
@@ -125,6 +170,13 @@ async function main(): Promise<void> {
       );
     }
 
+    const whole = best(runs.dumpAll);
+    if (whole.dropped !== 1 || statSync(out('dumpAll')).size !== statSync(out('filter')).size) {
+      throw new Error(
+        `dumpAll removed ${whole.dropped} statement(s) and wrote ${statSync(out('dumpAll')).size} bytes`,
+      );
+    }
+
     const g = best(runs.grep);
     const p = best(runs.pipe);
     const mib = bytes / 1024 / 1024;
@@ -140,6 +192,10 @@ async function main(): Promise<void> {
     console.log(row("cat | guide's grep", g, g.seconds));
     console.log(row('cat | Node pipe, no filter', p, p.pipelineSeconds));
     console.log(row('cat | Node pipe, pgshift filter', filtered, filtered.pipelineSeconds));
+    console.log(row('dumpAll, stand-in pg_dumpall = cat', whole, whole.pipelineSeconds));
+    console.log(
+      `${'ratio dumpAll/grep'.padEnd(36)}${(whole.pipelineSeconds / g.seconds).toFixed(2).padStart(8)}x`,
+    );
     console.log(
       `${'ratio filter/grep'.padEnd(36)}${(filtered.pipelineSeconds / g.seconds).toFixed(2).padStart(8)}x` +
         `   (filter/no filter ${(filtered.pipelineSeconds / p.pipelineSeconds).toFixed(2)}x)`,
@@ -154,7 +210,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
+const run = process.argv[2] === DUMP_ALL ? runDumpAll(process.argv[3]) : main();
+run.catch((err) => {
   console.error(err);
   process.exit(1);
 });

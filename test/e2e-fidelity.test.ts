@@ -51,13 +51,14 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-const plan = (target: string, skipDatabases: string[] = []) =>
+const plan = (target: string, skipDatabases: string[] = [], strategy: 'guide' | 'parallel' = 'guide') =>
   validatePlan({
     platform: 'local',
     source: { handle: 'rich14', environment: ENV },
     target: { handle: target, version: '17' },
     cutover: { confirm: false },
     accept: { skipDatabases },
+    copy: { strategy },
   });
 
 test('a database the dump cannot carry stops the migration before anything is created, naming it', async () => {
@@ -120,6 +121,29 @@ test('14 → 17: the target holds everything the source held, and the accepted l
   );
 
   // Roles' passwords travelled (a login works), and none of them reached the history.
+  await withClient({ ...target, user: 'app_owner', password: 'owner-fixture-pw' }, SHOP_DB, async (c) =>
+    expect((await c.query('SELECT count(*) FROM sales.orders')).rows[0].count).toBe('120000'),
+  );
+  const history = historyText(await client.workflow.getHandle(id).fetchHistory());
+  for (const secret of [...FIXTURE_SECRETS, source.password, target.password]) {
+    expect(history).not.toContain(secret);
+  }
+});
+
+test("14 → 17 by copy strategy parallel: the same target as the guide's, and no secret in the history", async () => {
+  const source = await platform.connect('rich14', ENV);
+  const expected = await snapshotServer(source, { adminRole: platform.adminRole });
+  delete expected[`database ${CLOSED_DB}`];
+
+  const id = uniqueWorkflowId('fidelity-parallel');
+  await startMigration(client, plan('rich17-parallel', [CLOSED_DB], 'parallel'), { id, taskQueue });
+  const summary = (await client.workflow.getHandle(id).result()) as MigrationSummary;
+
+  expect(summary.phase).toBe('completed');
+  expect(summary.verification?.ok).toBe(true);
+  expect(summary.steps.find((s) => s.name === 'dump')?.detail).toMatch(/\b1 password statement\(s\) removed/);
+  const target = await platform.connect('rich17-parallel', ENV);
+  expect(snapshotDiff(expected, await snapshotServer(target, { adminRole: platform.adminRole }))).toEqual([]);
   await withClient({ ...target, user: 'app_owner', password: 'owner-fixture-pw' }, SHOP_DB, async (c) =>
     expect((await c.query('SELECT count(*) FROM sales.orders')).rows[0].count).toBe('120000'),
   );

@@ -1,78 +1,25 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// The copy of method dump: two activities, dumpSource and restoreTarget, on the claimed worker's queue. The
+// plan's copy.strategy picks how: `guide` (default), the guide's one pg_dumpall file restored by psql, one
+// file an operator can read and audit and exactly the commands the guide documents; or `parallel`,
+// pg_dumpall --globals-only for the roles and pg_dump/pg_restore -j per database, faster where the source
+// has several large tables and the worker several cores (copy-parallel.ts).
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
-import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
-import { cancellationSignal, withScope } from './scope';
-import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
-import { carryDatabaseProperties } from '../pg/database-properties';
-import { dumpAll } from '../pg/dump';
-import { classifyRestoreErrors } from '../pg/restore-errors';
-import { resetTarget } from '../pg/reset';
-import { restoreDump } from '../pg/restore';
-import { totalDatabaseSize } from '../pg/inspect';
+import type { ActivityDeps } from './deps';
+import { dumpSourceGuide, restoreTargetGuide } from './copy-guide';
+import { dumpSourceParallel, restoreTargetParallel } from './copy-parallel';
 
-/** The guide's `pg_dumpall | grep -v 'ALTER ROLE aptible .*PASSWORD' > dump.sql`, heartbeating bytes written. */
+// A plan recorded before copy.strategy existed has none: the guide's, as then.
+const isParallel = (input: MigrationInput) => input.plan.copy?.strategy === 'parallel';
+
 export async function dumpSource(deps: ActivityDeps, input: MigrationInput): Promise<DumpResult> {
-  const { source } = input.plan;
-  const platform = platformOf(deps, input);
-  return withScope(platform, async (scope) => {
-    const started = Date.now();
-    const path = dumpPathOf(deps, input);
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const conn = await scope.connect(source.handle, source.environment);
-    // Only for the status's percentage and ETA: a dump must not fail for want of it.
-    const sourceSizeBytes = await totalDatabaseSize(conn).catch(() => undefined);
-    const result = await dumpAll(conn, path, {
-      adminRole: platform.adminRole,
-      signal: cancellationSignal(),
-      onProgress: (bytes) => scope.progress({ bytes, sourceSizeBytes }),
-    });
-    return { path, ...result, durationMs: Date.now() - started };
-  });
+  return isParallel(input) ? dumpSourceParallel(deps, input) : dumpSourceGuide(deps, input);
 }
 
-/**
- * The guide's `psql $TARGET_URL -f dump.sql`. The target is reset first, so a retry after a partial
- * restore yields exactly what a first attempt would; only the plan's expected errors are allowed.
- * Then what the dump leaves out of `postgres` and `template1` (comment, settings, privileges...) is
- * copied from the source, with its errors judged like the restore's.
- */
+/** Resets the target, restores the dump, carries what the dump leaves out; only expected errors pass. */
 export async function restoreTarget(
   deps: ActivityDeps,
   input: MigrationInput,
   dump: DumpResult,
 ): Promise<RestoreResult> {
-  const { source, target } = input.plan;
-  const platform = platformOf(deps, input);
-  return withScope(platform, async (scope) => {
-    const started = Date.now();
-    const conn = await scope.connect(target.handle, target.environment);
-    const expected = expectedErrorsFor(platform, input.plan);
-    scope.progress({ phase: 'resetting target' });
-    await resetTarget(conn, { adminRole: platform.adminRole });
-    scope.progress({ phase: 'restoring', bytesRead: 0, totalBytes: dump.bytes });
-    const result = await restoreDump(conn, dump.path, {
-      expected,
-      // The dump may have been written on another worker: the check raises DumpMissingError and the
-      // workflow dumps again.
-      sha256: dump.sha256,
-      signal: cancellationSignal(),
-      onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
-    });
-    if (result.unexpected.length > 0) {
-      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
-    }
-    scope.progress({ phase: 'carrying the properties of postgres and template1' });
-    const sourceConn = await scope.connect(source.handle, source.environment);
-    const carried = classifyRestoreErrors(await carryDatabaseProperties(sourceConn, conn), expected);
-    const expectedErrors = [...result.expected, ...carried.expected];
-    if (carried.unexpected.length > 0) {
-      throw unexpectedRestoreErrors(
-        'the restore ran, but the properties of databases postgres and template1 could not all be carried',
-        carried.unexpected,
-        expectedErrors,
-      );
-    }
-    return { expectedErrors, durationMs: Date.now() - started };
-  });
+  return isParallel(input) ? restoreTargetParallel(deps, input, dump) : restoreTargetGuide(deps, input, dump);
 }

@@ -70,30 +70,49 @@ export class PasswordFilter extends Transform {
     this.adminRole = Buffer.from(adminRole, 'utf8').toString('latin1');
   }
 
+  /**
+   * The same filter without the stream machinery, for a caller that reads and writes by itself (dump.ts):
+   * the bytes of `chunk` to keep, in order (slices of it where possible). Throws DumpFilterError.
+   */
+  filterChunk(chunk: Buffer): Buffer[] {
+    if (this.passing) return [chunk];
+    try {
+      this.scanChunk(chunk);
+    } catch (err) {
+      throw asFilterError(err);
+    }
+    return this.takeOut();
+  }
+
+  /** What is still held when the input ends; call once, after the last filterChunk. */
+  finish(): Buffer[] {
+    if (this.passing) return [];
+    // psql runs a last statement that lacks its `;`, so it is judged like any other.
+    const event = this.scanner.finish();
+    if (this.statement === 'hold' && isToken(event) && this.judge(event) === 'drop') this.dropStatement();
+    if (this.statement === 'hold') this.release();
+    if (this.statement === 'droppedCR') this.out.push(CR_BYTES);
+    return this.takeOut();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (this.passing) {
       callback(null, chunk);
       return;
     }
+    let out: Buffer[];
     try {
-      this.scanChunk(chunk);
+      out = this.filterChunk(chunk);
     } catch (err) {
-      callback(asFilterError(err));
+      callback(err as Error);
       return;
     }
-    this.pushOut();
+    this.pushAll(out);
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    if (!this.passing) {
-      // psql runs a last statement that lacks its `;`, so it is judged like any other.
-      const event = this.scanner.finish();
-      if (this.statement === 'hold' && isToken(event) && this.judge(event) === 'drop') this.dropStatement();
-      if (this.statement === 'hold') this.release();
-      if (this.statement === 'droppedCR') this.out.push(CR_BYTES);
-      this.pushOut();
-    }
+    this.pushAll(this.finish());
     callback();
   }
 
@@ -217,10 +236,15 @@ export class PasswordFilter extends Transform {
     this.heldBytes = 0;
   }
 
-  private pushOut(): void {
-    if (this.out.length === 0) return;
-    this.push(this.out.length === 1 ? this.out[0] : Buffer.concat(this.out));
+  private takeOut(): Buffer[] {
+    const out = this.out;
     this.out = [];
+    return out;
+  }
+
+  private pushAll(out: Buffer[]): void {
+    if (out.length === 0) return;
+    this.push(out.length === 1 ? out[0] : Buffer.concat(out));
   }
 }
 
