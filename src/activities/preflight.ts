@@ -5,6 +5,7 @@ import { type ActivityScope, withScope } from './scope';
 import type { Platform } from '../platform/platform';
 import { NotFoundError, PreflightError, TargetExistsError } from '../errors';
 import { assertCanDump, findClientTools } from '../pg/client-tools';
+import { findParallelTools } from '../pg/parallel/tools';
 import { checkFidelity } from '../pg/fidelity';
 import { checkLogicalReadiness } from '../pg/logical/readiness';
 import { platformReplicaProblems } from './logical-preflight-aptible';
@@ -68,7 +69,11 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
   return withScope(platform, async (scope) => {
     const warnings: string[] = [];
     const problems: string[] = [];
-    const tools = await findClientTools();
+    // Strategy parallel also needs pg_restore: missing, it would fail inside the downtime.
+    const tools =
+      plan.method !== 'logical' && plan.copy?.strategy === 'parallel'
+        ? await findParallelTools()
+        : await findClientTools();
 
     const sourceInfo = await platform.getDatabase(plan.source.handle, plan.source.environment);
     if (!sourceInfo) {
