@@ -129,6 +129,11 @@ async function dropDatabase(target: PgTarget, client: Client, name: string, forc
     'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
     [name],
   );
+  // A restored database may be a template (IS_TEMPLATE true), which DROP DATABASE refuses.
+  const template = await client.query('SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate', [
+    name,
+  ]);
+  if (template.rowCount) await client.query(`ALTER DATABASE ${quoteIdent(name)} IS_TEMPLATE false`);
   await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`);
 }
 

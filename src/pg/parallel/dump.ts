@@ -1,9 +1,12 @@
 // The parallel strategy's dump: the roles as pg_dumpall --globals-only writes them, through the password
 // filter, then each database pg_dumpall would dump, by `pg_dump -Fd -j N` into a directory of its own.
-// Everything goes to `<dir>.partial` and is renamed into place at the end, manifest written last: `dir`
-// either holds a whole dump or does not exist, and a retry starts from nothing, as a first attempt does.
+// Everything goes to `<dir>.partial-<attempt>` and is renamed into place at the end, manifest written last:
+// `dir` either holds a whole dump or does not exist, and a retry starts from nothing, as a first attempt
+// does. Each attempt has a directory of its own, and the earlier ones are removed: a pg_dump orphaned by a
+// killed worker (nothing reads its stdout, so no SIGPIPE stops it) can then open no file the retry writes.
 import { chmod, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { PgshiftError } from '../../errors';
 import { type PgTarget, redactFor } from '../connection';
 import { dumpAll } from '../dump';
@@ -50,8 +53,8 @@ export async function dumpParallel(
   opts: ParallelDumpOptions,
 ): Promise<ParallelDumpOutcome> {
   const tools = await findParallelTools();
-  const partial = `${dir}.partial`;
-  await rm(partial, { recursive: true, force: true });
+  await removeEarlierAttempts(dir);
+  const partial = `${dir}.partial-${randomUUID().slice(0, 8)}`;
   await mkdir(partial, { recursive: true, mode: 0o700 });
   await chmod(partial, 0o700);
   opts.signal?.throwIfAborted();
@@ -154,4 +157,12 @@ async function directoryBytes(path: string): Promise<number> {
     ),
   );
   return sizes.reduce((a, b) => a + b, 0);
+}
+
+async function removeEarlierAttempts(dir: string): Promise<void> {
+  const prefix = `${basename(dir)}.partial`;
+  const names = await readdir(dirname(dir)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (name.startsWith(prefix)) await rm(join(dirname(dir), name), { recursive: true, force: true });
+  }
 }

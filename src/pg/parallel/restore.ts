@@ -141,6 +141,15 @@ function judge(
         "and the target server's log (a server that crashes on a statement also drops the connection).",
     );
   }
+  // pg_restore writes a message in pieces: two jobs failing at once interleave them on one line, and the
+  // second error would hide in the first one's text. Its own tally must match what could be read.
+  const tally = ignoredErrorCount(run.stderr);
+  if (tally > errors.length || /.pg_restore: /.test(run.stderr.replace(/^pg_restore: /gm, ''))) {
+    errors.push(
+      `pg_restore counted ${tally} error(s) while restoring database ${name}, and ${errors.length} could be ` +
+        'read apart (jobs writing at once interleave their messages): the rest are unknown',
+    );
+  }
   if (run.truncated) {
     errors.push(`pg_restore printed more than ${STDERR_LIMIT} bytes of errors; the rest were not read`);
   }

@@ -53,5 +53,6 @@ export function jobsFor(
   cores = availableParallelism(),
 ): number {
   if (planJobs !== undefined) return planJobs;
-  return Math.max(1, Math.min(cores, db.largeTables));
+  // The manifest accepts at most 64 (the plan's bound): a bigger worker must not make every dump unusable.
+  return Math.max(1, Math.min(cores, db.largeTables, 64));
 }
