@@ -15,6 +15,8 @@ import {
   copySchema,
   sampleReplication,
   startReplication,
+  SyncErrorWatch,
+  SYNC_ERROR_SAMPLES,
 } from '../src/activities/logical-replication';
 import {
   awaitCatchUp,
@@ -24,7 +26,7 @@ import {
 } from '../src/activities/logical-cutover';
 import { dropReplication } from '../src/activities/logical-cleanup';
 import { replicatedDatabases } from '../src/activities/logical-common';
-import { checkLogicalReadiness } from '../src/pg/logical/readiness';
+import { checkLogicalReadiness, subscriberWorkersProblem } from '../src/pg/logical/readiness';
 import { sourceConninfo } from '../src/activities/source-conninfo';
 import { PreflightError, SchemaChangedError } from '../src/errors';
 import { validatePlan } from '../src/plan/load';
@@ -184,6 +186,26 @@ test('preflight refuses a table without a key and large objects, all at once, cr
   expect(await replicationObjects()).toEqual([]);
 });
 
+test("the target's worker settings are checked, and a copy whose errors keep rising is given up", async () => {
+  expect(await subscriberWorkersProblem(pair.target, 3)).toBeUndefined();
+  expect(await subscriberWorkersProblem(pair.target, 30)).toMatch(
+    /max_logical_replication_workers = 16.*set max_logical_replication_workers to at least 32 and max_worker_processes to at least 35/,
+  );
+  const watch = new SyncErrorWatch();
+  const at = (syncErrors?: number): ReplicationSample => ({
+    at: 0,
+    lagBytes: 0,
+    databases: [{ name: 'db', tablesTotal: 1, tablesDone: 0, syncErrors }],
+  });
+  // Unknown before 15, and a count that stops rising, never fail.
+  for (let n = 0; n < 3 * SYNC_ERROR_SAMPLES; n++) expect(watch.observe(at(undefined))).toBeUndefined();
+  expect(watch.observe(at(5))).toBeUndefined();
+  for (let n = 1; n < SYNC_ERROR_SAMPLES; n++) expect(watch.observe(at(5 + n))).toBeUndefined();
+  expect(watch.observe(at(5 + SYNC_ERROR_SAMPLES - 1))).toBeUndefined();
+  for (let n = 1; n < SYNC_ERROR_SAMPLES; n++) expect(watch.observe(at(100 + n))).toBeUndefined();
+  expect(watch.observe(at(200))).toEqual({ database: 'db', errors: 200 });
+});
+
 test('copy schema, replicate, catch up after writes, cut over, clean up: each step survives a retry', async () => {
   const i = input();
   const [schema, again] = [await copySchema(deps, i), await copySchema(deps, i)];
@@ -232,7 +254,12 @@ test('copy schema, replicate, catch up after writes, cut over, clean up: each st
 
   const caught = await awaitCatchUp(deps, i);
   expect(caught.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+  // Caught up, the subscriptions are disabled: a late write on the source cannot reach the target. A
+  // retry enables them, waits again and disables them again.
+  const enabled = 'SELECT count(*) FROM pg_subscription WHERE subenabled';
+  expect(await value(pair.target, 'postgres', enabled)).toBe('0');
   await awaitCatchUp(deps, i);
+  expect(await value(pair.target, 'postgres', enabled)).toBe('0');
   for (const q of [
     'SELECT count(*) FROM orders',
     `SELECT count(*) FROM orders WHERE note LIKE '%(changed)'`,
@@ -250,6 +277,9 @@ test('copy schema, replicate, catch up after writes, cut over, clean up: each st
   expect(changed).toBeInstanceOf(SchemaChangedError);
   expect((changed as Error).message).toMatch(/added_later/);
   expect((changed as Error).message).toMatch(/DDL/);
+  // A new table is in no publication: only a new migration carries it.
+  expect((changed as Error).message).toMatch(/only a new migration carries it/);
+  expect((changed as Error).message).not.toMatch(/on the target too/);
   await sql(pair.source, 'shop', 'DROP TABLE added_later');
   await checkSchemaUnchanged(deps, i);
 
@@ -301,7 +331,7 @@ test('clean-up with the source unreachable drops the target side and names what 
     dropReplication(cutDeps, i),
   );
   const left = partial.leftBehind.join('\n');
-  for (const slot of started.slots) expect(left).toContain(`pg_drop_replication_slot('${slot}')`);
+  for (const slot of started.slots) expect(left).toContain(`slot_name = '${slot}'`);
   for (const db of started.databases) expect(left).toContain(`database "${db}"`);
   expect(left).not.toContain('template1');
   expect(`${left}${early?.message}`).not.toContain(pair.source.password);

@@ -3,9 +3,10 @@
 // started per database copies the rows, carries what is written during and after the copy, catches up,
 // sets sequences, verifies by counts, names a DDL change, and its clean-up leaves nothing on either side.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Client } from 'pg';
 import { CatchUpTimeoutError, SchemaChangedError } from '../src/errors';
 import type { LocalPlatform } from '../src/platform/local';
@@ -130,6 +131,11 @@ function startWriter(conn: PgTarget) {
         [`writer ${i}`, i],
       );
       ids.push(rows[0].id);
+      // An UPDATE of an old row and of a new one: a lost one shows in the content hash, not the counts.
+      await client.query(`UPDATE orders SET total = total + 1 WHERE id IN ($1, $2)`, [
+        1 + ((i * 7919) % ROWS),
+        ids[Math.floor(ids.length / 2)],
+      ]);
       await client.query(`INSERT INTO items (day, qty) VALUES (date '2024-01-01' + ($1::int % 700), $1)`, [
         i,
       ]);
@@ -338,6 +344,30 @@ describe('replication of every database, 14 to 17', () => {
     await waitFor(async () => writer.ids.length > after + 50, 60_000);
   });
 
+  test('a table created before a retry of the start is published and copied', async () => {
+    const shop = named.find((d) => d.name === 'shop')!;
+    const ddl = 'CREATE TABLE late_table (id int PRIMARY KEY, v text)';
+    await run(source, 'shop', ddl, `INSERT INTO late_table VALUES (1, 'a'), (2, 'b'), (3, 'c')`);
+    await run(target, 'shop', ddl);
+    await startDatabaseReplication(source, target, 'shop', {
+      names: shop.names,
+      sourceConninfo: conninfo(),
+      replicaIdentityFull: ['public.events'],
+    });
+    expect(
+      await scalar<number>(
+        source,
+        'shop',
+        `SELECT count(*)::int FROM pg_publication_tables WHERE pubname = '${shop.names.publication}' AND tablename = 'late_table'`,
+      ),
+    ).toBe(1);
+    const copied = await waitFor(
+      async () => (await scalar<number>(target, 'shop', 'SELECT count(*)::int FROM late_table')) === 3,
+      120_000,
+    );
+    expect(copied).toBe(true);
+  });
+
   test('catch-up under writes, then idle, and every row written is on the target', async () => {
     await writer.stop();
     const underWrites = await waitForCatchUp(source, target, named, { timeoutMs: 60_000 });
@@ -364,6 +394,60 @@ describe('replication of every database, 14 to 17', () => {
     );
     const events = `SELECT string_agg(kind || ':' || hits, ',' ORDER BY kind, hits) FROM events`;
     expect(await scalar<string>(target, 'shop', events)).toBe(await scalar<string>(source, 'shop', events));
+    for (const table of ['orders', 'items']) {
+      const hash = `SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM ${table} t`;
+      expect(await scalar<string>(target, 'shop', hash)).toBe(await scalar<string>(source, 'shop', hash));
+    }
+  });
+
+  test('an open transaction holds the catch-up, its late asynchronous commit is applied, then nothing more', async () => {
+    const late = await openClient(source, 'shop');
+    try {
+      await late.query(`SET application_name = 'late-writer'`);
+      await late.query('BEGIN');
+      await late.query(`UPDATE orders SET customer = 'late commit' WHERE id = 2`);
+      const held = await waitForCatchUp(source, target, named, { timeoutMs: 1500 }).catch((e: unknown) => e);
+      expect(held).toBeInstanceOf(CatchUpTimeoutError);
+      expect((held as Error).message).toMatch(
+        /1 transaction\(s\) .*pid \d+ in database "shop" \(application_name "late-writer"/,
+      );
+      // Committed without waiting for its WAL to be flushed, while the catch-up waits.
+      const waiting = waitForCatchUp(source, target, named, { timeoutMs: 60_000, disable: true });
+      await new Promise((r) => setTimeout(r, 1500));
+      await late.query('SET LOCAL synchronous_commit = off');
+      await late.query('COMMIT');
+      await waiting;
+    } finally {
+      await late.end();
+    }
+    expect(await scalar<string>(target, 'shop', 'SELECT customer FROM orders WHERE id = 2')).toBe(
+      'late commit',
+    );
+    // Disabled: what the source receives from now on does not reach the target.
+    const subs = named.map((d) => `'${d.names.subscription}'`).join(', ');
+    expect(
+      await scalar<number>(
+        target,
+        'postgres',
+        `SELECT count(*)::int FROM pg_subscription WHERE subname IN (${subs}) AND subenabled`,
+      ),
+    ).toBe(0);
+    const slots = named.map((d) => `'${d.names.slot}'`).join(', ');
+    const released = await waitFor(
+      async () =>
+        (await scalar<number>(
+          source,
+          'postgres',
+          `SELECT count(*)::int FROM pg_replication_slots WHERE slot_name IN (${slots}) AND active`,
+        )) === 0,
+      60_000,
+    );
+    expect(released).toBe(true);
+    await run(source, 'shop', `INSERT INTO orders (id, customer) VALUES (-1, 'after the cutover')`);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await scalar<number>(target, 'shop', 'SELECT count(*)::int FROM orders WHERE id = -1')).toBe(0);
+    await run(source, 'shop', 'DELETE FROM orders WHERE id = -1');
+    for (const d of named) await run(target, d.name, `ALTER SUBSCRIPTION ${d.names.subscription} ENABLE`);
   });
 
   test('sequences and materialized views are set, and the counts verify ok', async () => {
@@ -449,6 +533,14 @@ describe('clean-up when a side is gone', () => {
     names = replicationNames('logical-pg-one-side', 'postgres');
     // The earlier replication left its rows: this one's initial copy brings them again.
     await run(target, 'postgres', 'TRUNCATE notes');
+    // An attempt that died after making the publication and the slot, before its subscription was
+    // committed: the next one subscribes with create_slot = false.
+    await run(
+      source,
+      'postgres',
+      `CREATE PUBLICATION ${names.publication} FOR TABLE notes`,
+      `SELECT pg_create_logical_replication_slot('${names.slot}', 'pgoutput')`,
+    );
     await startDatabaseReplication(source, target, 'postgres', {
       names,
       sourceConninfo: conninfo(),
@@ -464,6 +556,11 @@ describe('clean-up when a side is gone', () => {
       60_000,
     );
     expect(active).toBe(true);
+    const copied = await waitFor(
+      async () => (await scalar<number>(target, 'postgres', 'SELECT count(*)::int FROM notes')) === 1,
+      60_000,
+    );
+    expect(copied).toBe(true);
   });
 
   test('a target that stopped applying makes the catch-up fail with CatchUpTimeoutError', async () => {
@@ -493,16 +590,63 @@ describe('clean-up when a side is gone', () => {
     // Then without the source: the subscription goes, and the source's SQL is what is left to run.
     const rest = await dropDatabaseReplication(undefined, target, 'postgres', names);
     expect(rest.dropped).toEqual([`subscription postgres/${names.subscription}`]);
+    const sysid = await scalar<string>(
+      target,
+      'postgres',
+      'SELECT system_identifier::text FROM pg_control_system()',
+    );
+    const ours = `(slot_name = '${names.slot}' OR (database = 'postgres' AND slot_name ~ '^pg_[0-9]+_sync_[0-9]+_${sysid}$'))`;
     expect(rest.leftBehind).toEqual([
-      `on the source, any database: SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '${names.slot}' AND active_pid IS NOT NULL; SELECT pg_drop_replication_slot('${names.slot}');`,
+      `on the source, any database: SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE ${ours} AND active_pid IS NOT NULL; SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${ours};`,
       `on the source, database "postgres": DROP PUBLICATION IF EXISTS "${names.publication}";`,
     ]);
+    // The SQL is what an operator runs, and running it twice is fine.
+    const sql = rest.leftBehind.map((l) => l.slice(l.indexOf(': ') + 2)).join(' ');
+    await run(source, 'postgres', sql, sql);
+    expect(await replicationObjects(target)).toEqual([]);
+  });
+
+  test('a CREATE SUBSCRIPTION under way stops when its signal aborts', async () => {
+    // A "source" that accepts the connection and never answers: the CREATE waits on it.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const other = replicationNames('logical-pg-cancelled', 'postgres');
+    const controller = new AbortController();
+    const creating = `SELECT count(*)::int FROM pg_stat_activity
+      WHERE state = 'active' AND query LIKE 'CREATE SUBSCRIPTION%' AND pid <> pg_backend_pid()`;
+    try {
+      const started = startDatabaseReplication(source, target, 'postgres', {
+        names: other,
+        sourceConninfo: `host=127.0.0.1 port=${port} user=nobody password=x connect_timeout=600`,
+        replicaIdentityFull: [],
+        signal: controller.signal,
+      }).catch((e: unknown) => e as Error);
+      expect(
+        await waitFor(async () => (await scalar<number>(target, 'postgres', creating)) === 1, 60_000),
+      ).toBe(true);
+      controller.abort(new Error('cancelled (test)'));
+      // Without the cancel, the statement would wait out connect_timeout on the server.
+      const stopped = await waitFor(
+        async () => (await scalar<number>(target, 'postgres', creating)) === 0,
+        30_000,
+      );
+      expect(stopped).toBe(true);
+      expect(((await started) as Error).message).toBe('cancelled (test)');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+    expect((await dropDatabaseReplication(source, target, 'postgres', other)).leftBehind).toEqual([]);
     expect(await replicationObjects(target)).toEqual([]);
   });
 
   test('a wrong password for the source is refused without being told', async () => {
     const other = replicationNames('logical-pg-bad-password', 'postgres');
     const secret = 'Wrong-Secret-4711';
+    // A server that logs DDL, and every failed statement (the default log_min_error_statement).
+    await run(target, 'postgres', `ALTER SYSTEM SET log_statement = 'ddl'`, 'SELECT pg_reload_conf()');
     const failure = await startDatabaseReplication(source, target, 'postgres', {
       names: other,
       sourceConninfo: `host=${source.host} port=${source.port} user=${source.user} password=${secret}`,
@@ -511,6 +655,11 @@ describe('clean-up when a side is gone', () => {
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).message).toMatch(/password authentication failed/);
     expect(`${(failure as Error).message}\n${(failure as Error).stack}`).not.toContain(secret);
+    await run(target, 'postgres', 'ALTER SYSTEM RESET log_statement', 'SELECT pg_reload_conf()');
+    const dataDir = await scalar<string>(target, 'postgres', 'SHOW data_directory');
+    const log = await readFile(join(dirname(dataDir), 'server.log'), 'utf8');
+    expect(log).toContain('password authentication failed');
+    expect(log).not.toContain(secret);
     const cleanup = await dropDatabaseReplication(source, target, 'postgres', other);
     expect(cleanup.leftBehind).toEqual([]);
     expect(await replicationObjects(source)).toEqual([]);

@@ -15,6 +15,8 @@ import {
   type MigrationSummary,
 } from '../src/workflows/definitions';
 import type { migrationWorkflow } from '../src/workflows/migration';
+import { healthWarnings } from '../src/workflows/replication-sampling';
+import { manualDropSql } from '../src/workflows/replication-text';
 import {
   CUTOVER,
   HAPPY,
@@ -183,6 +185,57 @@ test('the status during the initial sync and at the gate: progress, then the lag
     expect(summary.replication!.lagHistory.length).toBeGreaterThanOrEqual(2);
     expect(summary.warnings).toEqual([]);
   });
+});
+
+test('at the gate, rising subscription errors and a slot without its sender are warned about, once each', async () => {
+  let n = 0;
+  const { activities } = stubs({
+    sampleReplication: async () => {
+      n += 1;
+      const base = sample(2, 1000);
+      const db = { ...base.databases[0], applyErrors: n >= 2 ? 3 : 0, syncErrors: 0, slotActive: n < 4 };
+      return { ...base, databases: [db] };
+    },
+  });
+  await migrate(plan({ cutover: { confirm: true, timeout: '10m' } }), activities, async (handle) => {
+    const gate = await waitForStatus(
+      handle,
+      (s) => s.cutover.waiting && n >= 6,
+      'six samples at the gate',
+      120_000,
+    );
+    expect(gate.warnings).toEqual([
+      expect.stringMatching(/^Replication of database "db" reports 3 apply error\(s\) so far/),
+      expect.stringMatching(/^Replication of database "db": its slot on the source has no WAL sender/),
+    ]);
+    await handle.signal(cutoverSignal, { by: 'alice' });
+    expect((await handle.result()).warnings).toHaveLength(2);
+  });
+});
+
+test('health warnings and the hand-run SQL, without a workflow', () => {
+  const at = (applyErrors: number, syncErrors: number, slotActive: boolean) => {
+    const base = sample(2, 0);
+    return { ...base, databases: [{ ...base.databases[0], applyErrors, syncErrors, slotActive }] };
+  };
+  expect(healthWarnings(undefined, at(0, 0, true))).toEqual([]);
+  expect(healthWarnings(at(0, 0, true), at(0, 2, true))).toEqual([
+    expect.stringContaining('2 table-sync error(s)'),
+  ]);
+  expect(healthWarnings(at(0, 2, true), at(0, 2, true))).toEqual([]);
+  expect(healthWarnings(at(0, 2, false), at(0, 2, false))).toEqual([]);
+  // A database name may hold '/': names never do.
+  const sql = manualDropSql({
+    databases: ['a/b'],
+    publications: ['a/b/pgshift_p'],
+    slots: ['pgshift_s'],
+    subscriptions: ['a/b/pgshift_s'],
+  });
+  expect(sql).toEqual([
+    'on the target, in database a/b: ALTER SUBSCRIPTION "pgshift_s" DISABLE; ALTER SUBSCRIPTION "pgshift_s" SET (slot_name = NONE); DROP SUBSCRIPTION "pgshift_s";',
+    "on the source: SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'pgshift_s' AND active_pid IS NOT NULL; SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'pgshift_s';",
+    'on the source, in database a/b: DROP PUBLICATION IF EXISTS "pgshift_p";',
+  ]);
 });
 
 test('abort while replicating: the services are never stopped, replication is dropped before the target goes', async () => {

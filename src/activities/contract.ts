@@ -190,6 +190,11 @@ export interface ReplicationDatabaseProgress {
   bytesDone?: number;
   /** WAL the source has written that this database's subscription has not confirmed yet. */
   lagBytes?: number;
+  /** Errors of the subscription's apply and table-sync workers so far (pg_stat_subscription_stats, 15+). */
+  applyErrors?: number;
+  syncErrors?: number;
+  /** Whether a WAL sender holds the subscription's slot on the source (absent when the slot is missing). */
+  slotActive?: boolean;
 }
 
 export interface ReplicationSample {

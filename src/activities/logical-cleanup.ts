@@ -18,11 +18,15 @@ export type Side =
   | { state: 'gone' }
   | { state: 'unreachable'; error: unknown };
 
-/** Every database a client can enter: a slot or publication can only live in one of those. */
+/**
+ * Every database but template0: a slot is dropped from any database, so one whose database no longer allows
+ * connections (set ALLOW_CONNECTIONS false after it was replicated) is still found and dropped; what needs
+ * the database itself (its publication) is then reported with its SQL.
+ */
 export async function connectableDatabases(t: PgTarget): Promise<string[]> {
   return withClient(t, t.database, async (client) => {
     const { rows } = await client.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
+      `SELECT datname FROM pg_database WHERE datname <> 'template0' ORDER BY datname`,
     );
     return rows.map((r) => r.datname);
   });

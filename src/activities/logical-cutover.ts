@@ -30,8 +30,9 @@ const DEFAULT_CATCH_UP_MS = 120_000;
 const SHOWN = 20;
 
 /**
- * Waits until the target applied everything the source had written when the wait began, bounded by
- * plan.cutover.catchUpTimeout: past it, CatchUpTimeoutError (non-retryable) rolls the migration back.
+ * Waits until no transaction is open on the source and the target applied everything the source had
+ * committed, then disables the subscriptions (native path), bounded by plan.cutover.catchUpTimeout: past it,
+ * CatchUpTimeoutError (non-retryable) rolls the migration back. A retry enables them again and waits anew.
  */
 export async function awaitCatchUp(deps: ActivityDeps, input: MigrationInput): Promise<CatchUpResult> {
   const platform = platformOf(deps, input);
@@ -47,7 +48,8 @@ export async function awaitCatchUp(deps: ActivityDeps, input: MigrationInput): P
     if (replicaByPlatform(platform)) {
       return waitForPlatformCatchUp(source, target, await platformReplications(target, databases), opts);
     }
-    return waitForCatchUp(source, target, withNames(input, databases), opts);
+    // Disabled once caught up: a late commit on the source must not be applied over the services' writes.
+    return waitForCatchUp(source, target, withNames(input, databases), { ...opts, disable: true });
   });
 }
 
@@ -80,11 +82,25 @@ export async function checkSchemaUnchanged(deps: ActivityDeps, input: MigrationI
         `${differences.length === 1 ? '' : 's'}):\n${differences.slice(0, SHOWN).join('\n')}${more}\n` +
         'Logical replication does not carry schema changes (DDL), so the target lacks them and the cutover ' +
         'is refused. Run the migration again (it copies the schema as it is then) and make no schema change ' +
-        'on the source while it replicates; a change that cannot wait must be made on the target too, before ' +
-        'the cutover.',
+        'on the source while it replicates' +
+        (differences.some(isNewObject)
+          ? ': a table or database created since the copy is not replicated at all, so only a new migration ' +
+            'carries it.'
+          : '; a column or index change that cannot wait must be made on the target too, before the cutover.'),
       differences,
     );
   });
+}
+
+/**
+ * A difference that a change made by hand on the target cannot settle: a table (or database) created on the
+ * source since the copy is in no publication, so its rows would never arrive.
+ */
+function isNewObject(difference: string): boolean {
+  return (
+    /was created on the source after the copy$/.test(difference) ||
+    /^[^:]+: (table|partitioned table) [^:]+: missing on target$/.test(difference)
+  );
 }
 
 /** Sequences are not replicated: every sequence of the target is set to the source's. */

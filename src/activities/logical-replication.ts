@@ -1,6 +1,7 @@
 // Method logical, before the downtime: the target gets the roles and the schema, then each database
 // subscribes to its source database and copies its rows while the services keep running on the source.
 import { rm } from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/activity';
 import { dirname, join } from 'node:path';
 import type { MigrationInput, ReplicationSample, ReplicationStartResult, SchemaCopyResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
@@ -12,7 +13,10 @@ import {
   replicaIdentityTablesIn,
   replicatedDatabases,
   withNames,
+  type NamedDatabase,
 } from './logical-common';
+import { type PgTarget, withClient } from '../pg/connection';
+import { copied, subscriptionTables } from '../pg/logical/progress';
 import { dropEverywhere, connectableDatabases, hasSubscriptions } from './logical-cleanup';
 import { sourceConninfo, urlPassword } from './source-conninfo';
 import { carryDatabaseProperties } from '../pg/database-properties';
@@ -21,6 +25,8 @@ import { classifyRestoreErrors } from '../pg/restore-errors';
 import { resetTarget } from '../pg/reset';
 import { restoreDump } from '../pg/restore';
 import { sampleReplication as takeSample, startDatabaseReplication } from '../pg/logical/replication';
+import { subscriberWorkersProblem } from '../pg/logical/readiness';
+import { PreflightError } from '../errors';
 import {
   nudgeSource,
   platformReplications,
@@ -133,6 +139,8 @@ export async function startReplication(
     const url = scope.secret(await platform.databaseUrl(plan.source.handle, plan.source.environment));
     scope.secret(urlPassword(url) ?? '');
     const databases = await replicatedDatabases(source, plan);
+    const workers = await subscriberWorkersProblem(target, databases.length);
+    if (workers) throw new PreflightError(workers);
     const accepted = plan.accept?.replicaIdentityFull ?? [];
     const result: ReplicationStartResult = {
       databases,
@@ -148,6 +156,7 @@ export async function startReplication(
         names,
         sourceConninfo: scope.secret(sourceConninfo(url, name)),
         replicaIdentityFull: tables,
+        signal: cancellationSignal(),
       });
       result.publications.push(`${name}/${names.publication}`);
       result.slots.push(names.slot);
@@ -180,6 +189,7 @@ export async function awaitInitialSync(
       ? await platformReplications(target, databases)
       : undefined;
     const signal = cancellationSignal();
+    const errors = new SyncErrorWatch();
     for (;;) {
       signal?.throwIfAborted();
       const sample = byPlatform
@@ -187,6 +197,8 @@ export async function awaitInitialSync(
         : await takeSample(source, target, named);
       scope.progress({ phase: 'initial sync', ...sample });
       if (initialSyncDone(sample, databases)) return sample;
+      const failing = errors.observe(sample);
+      if (failing) throw await syncFailure(target, named, failing);
       if (byPlatform) {
         await nudgeSource(
           source,
@@ -196,6 +208,52 @@ export async function awaitInitialSync(
       await pause(SYNC_POLL_MS, signal);
     }
   });
+}
+
+/** Consecutive samples in which a database's table-sync errors rose before its initial copy is given up. */
+export const SYNC_ERROR_SAMPLES = 10;
+
+/**
+ * Counts, per database, the samples in a row in which the table-sync error count rose (a table whose copy
+ * fails is retried by the server forever, silently): the database past SYNC_ERROR_SAMPLES, or undefined.
+ */
+export class SyncErrorWatch {
+  private last = new Map<string, number>();
+  private rising = new Map<string, number>();
+
+  observe(sample: ReplicationSample): { database: string; errors: number } | undefined {
+    for (const db of sample.databases) {
+      if (db.syncErrors === undefined) continue;
+      const before = this.last.get(db.name);
+      this.last.set(db.name, db.syncErrors);
+      if (before === undefined) continue;
+      const n = db.syncErrors > before ? (this.rising.get(db.name) ?? 0) + 1 : 0;
+      this.rising.set(db.name, n);
+      if (n >= SYNC_ERROR_SAMPLES) return { database: db.name, errors: db.syncErrors };
+    }
+    return undefined;
+  }
+}
+
+/** The non-retryable failure for a database whose initial copy keeps failing, with its server's error. */
+async function syncFailure(
+  target: PgTarget,
+  named: NamedDatabase[],
+  failing: { database: string; errors: number },
+): Promise<ApplicationFailure> {
+  const db = named.find((d) => d.name === failing.database)!;
+  const tables = await withClient(target, db.name, (c) => subscriptionTables(c, db.names.subscription)).catch(
+    () => [],
+  );
+  const waiting = tables.filter((t) => !copied(t.state)).map((t) => `${t.schema}.${t.name}`);
+  const message =
+    `the initial copy of database ${JSON.stringify(db.name)} keeps failing: its subscription ` +
+    `${db.names.subscription} counts ${failing.errors} table-sync error(s), rising for ${SYNC_ERROR_SAMPLES} ` +
+    `samples in a row` +
+    (waiting.length ? `; tables not copied yet: ${waiting.slice(0, 20).join(', ')}` : '') +
+    ". Read the target's server log for the table-sync worker's error (a table whose definition differs, a " +
+    'constraint the rows break, a missing extension), fix it, then migrate again. The migration rolls back.';
+  return ApplicationFailure.nonRetryable(message, 'ReplicationSyncFailed');
 }
 
 /** One sample of progress and lag, for the status while the gate waits. */

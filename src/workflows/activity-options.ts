@@ -79,13 +79,15 @@ const ACTIVITY_OPTIONS: Record<ActivityName, ActivityOptions> = {
   // method logical. The initial sync runs as long as a copy; the samples are quick and the workflow takes
   // one every few seconds while it waits, so a failed one is just skipped.
   copySchema: long('6h', 3),
-  startReplication: short('30m', 5),
+  // Heartbeats, so a dead worker is noticed and a cancellation reaches the CREATE SUBSCRIPTION under way.
+  startReplication: long('30m', 5),
   awaitInitialSync: long('7d', 10),
   sampleReplication: short('30s', 1),
   // Inside the downtime: bounded by plan.cutover.catchUpTimeout; a lost connection retries at once.
   awaitCatchUp: long('1h', 3),
-  checkSchemaUnchanged: short('10m', 3),
-  syncSequences: short('1h', 3),
+  // Inside the downtime too: a dead worker must be noticed within the heartbeat, not the start-to-close.
+  checkSchemaUnchanged: long('10m', 3),
+  syncSequences: long('1h', 3),
   verifyReplica: long('6h', 3),
   // A slot left on the source keeps its WAL forever: clean-up retries like the rest of the saga.
   dropReplication: mustFinish('15m'),

@@ -9,7 +9,7 @@ import { formatDuration, parseDuration } from '../lib/duration';
 import { activity } from './activity-options';
 import { describeFailure } from './failures';
 import { ONLINE_TITLES, type OnlineContext } from './online-context';
-import type { ReplicationSampler } from './replication-sampling';
+import { healthWarnings, type ReplicationSampler } from './replication-sampling';
 import { describeLag } from './replication-text';
 import {
   chooseDowntimeStart,
@@ -64,7 +64,10 @@ export async function cutoverGate(ctx: OnlineContext, sampler: ReplicationSample
   status.cutover.deadline = Date.now() + timeoutMs;
   ctx.setPhase('awaiting-cutover');
   s.detail = 'replicating; the services run on the source';
+  let previous: ReplicationSample | undefined;
   const onSample = (sample: ReplicationSample) => {
+    for (const w of healthWarnings(previous, sample)) ctx.warn(w);
+    previous = sample;
     // The signal's handler wrote who confirmed: a sample that lands after it does not overwrite that.
     if (status.cutover.confirmed) return;
     s.detail = `replicating, ${describeLag(sample)}; the services run on the source`;

@@ -32,6 +32,36 @@ export function recordSample(replication: ReplicationStatus, sample: Replication
   if (history.length > LAG_HISTORY_MAX) history.splice(1, history.length - LAG_HISTORY_MAX);
 }
 
+/**
+ * What went wrong between two samples, in words for status.warnings: a subscription's error count rose (a
+ * copy or an apply failing, which the server retries forever without telling anyone) or a slot lost its WAL
+ * sender. Each rise and each loss is said once: the next sample compares with this one.
+ */
+export function healthWarnings(previous: ReplicationSample | undefined, sample: ReplicationSample): string[] {
+  const out: string[] = [];
+  for (const db of sample.databases) {
+    const before = previous?.databases.find((d) => d.name === db.name);
+    const rose = (now?: number, then?: number) => now !== undefined && now > (then ?? 0);
+    const kinds: string[] = [];
+    if (rose(db.applyErrors, before?.applyErrors)) kinds.push(`${db.applyErrors} apply error(s)`);
+    if (rose(db.syncErrors, before?.syncErrors)) kinds.push(`${db.syncErrors} table-sync error(s)`);
+    if (kinds.length) {
+      out.push(
+        `Replication of database "${db.name}" reports ${kinds.join(' and ')} so far: the target is not ` +
+          "applying what the source writes; read the target's server log (a schema change on the source is " +
+          'refused at the cutover).',
+      );
+    }
+    if (db.slotActive === false && before?.slotActive !== false) {
+      out.push(
+        `Replication of database "${db.name}": its slot on the source has no WAL sender (the subscription is ` +
+          "not connected): the lag grows until it reconnects; read the target's server log.",
+      );
+    }
+  }
+  return out;
+}
+
 export interface WaitOptions {
   /** Give up after this long (resolving to done()); without it, wait until done(). */
   timeoutMs?: number;

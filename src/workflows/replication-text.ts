@@ -69,7 +69,8 @@ const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 /** A name as ReplicationStartResult may give it, "database/name" or just "name". */
 function split(qualified: string, fallbackDb?: string): { db?: string; name: string } {
-  const at = qualified.indexOf('/');
+  // Slot and publication names hold no '/', a database name may.
+  const at = qualified.lastIndexOf('/');
   return at < 0
     ? { db: fallbackDb, name: qualified }
     : { db: qualified.slice(0, at), name: qualified.slice(at + 1) };
@@ -94,9 +95,11 @@ export function manualDropSql(objects: NonNullable<ReplicationStatus['objects']>
   });
   for (const q of objects.slots) {
     const { name } = split(q);
+    // A subscriber still connected holds the slot: its WAL sender is ended first.
     out.push(
-      `on the source: SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots ` +
-        `WHERE slot_name = ${literal(name)};`,
+      `on the source: SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots ` +
+        `WHERE slot_name = ${literal(name)} AND active_pid IS NOT NULL; ` +
+        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ${literal(name)};`,
     );
   }
   objects.publications.forEach((q, i) => {

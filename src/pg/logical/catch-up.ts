@@ -12,10 +12,16 @@ const POLL_MS = 100;
 const PROGRESS_MS = 1000;
 
 /**
- * Takes the source's WAL position once, then polls until every slot's confirmed_flush_lsn reached it and
- * every table's initial copy is over. The subscriber confirms a position only once it has applied and
+ * With the services stopped: first waits until no other client of the replicated databases holds a
+ * transaction id (a killed service's statement may still be running and commit later), then commits a tiny
+ * transaction with synchronous_commit on and takes the WAL insert position after it: every commit visible
+ * by then, synchronous or not, lies before it (pg_current_wal_lsn, the write position, can be behind an
+ * asynchronous commit that is visible already). Then polls until every slot's confirmed_flush_lsn reached it
+ * and every table's initial copy is over. The subscriber confirms a position only once it has applied and
  * flushed what came before it, and it confirms positions of WAL that had nothing for it (other databases,
  * checkpoints) as soon as its sender's keepalive says so: an idle source is caught up within one poll.
+ * With `disable`, every subscription is disabled once caught up, so nothing the source receives afterwards
+ * reaches the target; one a previous attempt disabled is enabled first, so a retry waits anew.
  * An apply error (DDL on the source: a column the target lacks stops the subscription) or the bound being
  * hit first looks for schema changes, so the operator reads what changed rather than a timeout.
  * Throws CatchUpTimeoutError past `timeoutMs`, SchemaChangedError when the schema changed.
@@ -24,7 +30,12 @@ export async function waitForCatchUp(
   source: PgTarget,
   target: PgTarget,
   databases: ReplicatedDatabase[],
-  opts: { timeoutMs: number; signal?: AbortSignal; onProgress?(s: ReplicationSample): void },
+  opts: {
+    timeoutMs: number;
+    signal?: AbortSignal;
+    onProgress?(s: ReplicationSample): void;
+    disable?: boolean;
+  },
 ): Promise<CatchUpResult> {
   const started = Date.now();
   const clients: Client[] = [];
@@ -43,8 +54,9 @@ export async function waitForCatchUp(
     const failed = opened.find((o) => o.status === 'rejected');
     if (failed) throw failed.reason;
     const [src, tgt, ...perDatabase] = opened.map((o) => (o as PromiseFulfilledResult<Client>).value);
-    const { rows } = await src.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    const lsn = rows[0].lsn;
+    if (opts.disable) await setSubscriptionsEnabled(perDatabase, databases, true);
+    await waitForTransactions(src, databases, started, opts);
+    const lsn = await committedPosition(src);
     const withStats = (await serverMajor(tgt)) >= 15;
     let errorsSeen = withStats ? await applyErrors(tgt, databases) : 0;
     const copying = new Map<string, Client>(databases.map((db, i) => [db.name, perDatabase[i]]));
@@ -65,7 +77,10 @@ export async function waitForCatchUp(
         lsn,
       );
       const behind = databases.filter((d) => !lags.get(d.names.slot)?.confirmed);
-      if (behind.length === 0 && copying.size === 0) return { waitedMs: Date.now() - started, lsn };
+      if (behind.length === 0 && copying.size === 0) {
+        if (opts.disable) await disableSubscriptions(target, databases);
+        return { waitedMs: Date.now() - started, lsn };
+      }
 
       const errors = withStats ? await applyErrors(tgt, databases) : 0;
       if (errors > errorsSeen) {
@@ -99,6 +114,109 @@ export async function waitForCatchUp(
     if (opts.signal?.aborted) throw abortReason(opts.signal);
     if (err instanceof CatchUpTimeoutError || err instanceof SchemaChangedError) throw err;
     throw redactError(target, redactError(source, err));
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** Other client sessions of the replicated databases that hold a transaction id: writes not yet committed. */
+async function openWriters(src: Client, databases: ReplicatedDatabase[]): Promise<string[]> {
+  const { rows } = await src.query<{
+    pid: number;
+    datname: string;
+    app: string | null;
+    state: string | null;
+    started: string | null;
+  }>(
+    `SELECT pid, datname, application_name AS app, state, query_start::text AS started
+       FROM pg_stat_activity
+      WHERE backend_type = 'client backend' AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+        AND datname = ANY ($1)
+      ORDER BY pid`,
+    [databases.map((d) => d.name)],
+  );
+  return rows.map(
+    (r) =>
+      `pid ${r.pid} in database ${quoteIdent(r.datname)} (application_name ${JSON.stringify(r.app ?? '')}, ` +
+      `${r.state ?? 'unknown state'}, query started ${r.started ?? 'unknown'})`,
+  );
+}
+
+/**
+ * Waits until no other client of the replicated databases holds a transaction id: a service's session whose
+ * statement still runs after the scale-down would commit after the position the catch-up waits for.
+ */
+async function waitForTransactions(
+  src: Client,
+  databases: ReplicatedDatabase[],
+  started: number,
+  opts: { timeoutMs: number; signal?: AbortSignal },
+): Promise<void> {
+  for (;;) {
+    const open = await openWriters(src, databases);
+    if (open.length === 0) return;
+    if (Date.now() - started > opts.timeoutMs) {
+      throw new CatchUpTimeoutError(
+        `${open.length} transaction(s) on the source were still open ${Math.round(opts.timeoutMs / 1000)}s ` +
+          `after the services were stopped (${open.join('; ')}): their writes could commit after the cutover ` +
+          'and be lost. The migration rolls back and the services come back up on the source; find what ' +
+          'still writes to the source (a service not scaled down, a job, a session left open) and stop it, ' +
+          'then migrate again',
+      );
+    }
+    await sleep(POLL_MS, opts.signal);
+  }
+}
+
+/**
+ * A tiny transaction that takes a transaction id, committed with synchronous_commit on (its commit flushes
+ * the WAL of every commit before it), then the WAL insert position after it.
+ */
+async function committedPosition(src: Client): Promise<string> {
+  await src.query('SET synchronous_commit = on');
+  await src.query('BEGIN');
+  try {
+    await src.query('SELECT txid_current()');
+    await src.query('COMMIT');
+  } catch (err) {
+    await src.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  const { rows } = await src.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+  return rows[0].lsn;
+}
+
+/** Enables (or disables) each database's subscription whose state differs; `clients` are per database. */
+async function setSubscriptionsEnabled(
+  clients: Client[],
+  databases: ReplicatedDatabase[],
+  enabled: boolean,
+): Promise<void> {
+  for (const [i, db] of databases.entries()) {
+    const c = clients[i];
+    const { rows } = await c.query<{ enabled: boolean }>(
+      `SELECT subenabled AS enabled FROM pg_subscription
+        WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [db.names.subscription],
+    );
+    if (rows.length === 0 || rows[0].enabled === enabled) continue;
+    const sub = quoteIdent(db.names.subscription);
+    await c.query(`ALTER SUBSCRIPTION ${sub} ${enabled ? 'ENABLE' : 'DISABLE'}`);
+  }
+}
+
+/**
+ * Disables every database's subscription on the target: once the target caught up at the cutover, nothing
+ * the source receives afterwards (a late commit) may be applied over what the services write on the
+ * target. Idempotent; the clean-up drops disabled subscriptions as it drops enabled ones.
+ */
+export async function disableSubscriptions(target: PgTarget, databases: ReplicatedDatabase[]): Promise<void> {
+  const clients: Client[] = [];
+  try {
+    for (const db of databases) clients.push(await openClient(target, db.name));
+    await setSubscriptionsEnabled(clients, databases, false);
+  } catch (err) {
+    throw redactError(target, err);
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }

@@ -29,6 +29,7 @@ export async function dropDatabaseReplication(
   const leftBehind: string[] = [];
   const sub = quoteIdent(names.subscription);
   let systemId: string | undefined;
+  let targetRefused: unknown;
 
   if (target) {
     try {
@@ -47,21 +48,37 @@ export async function dropDatabaseReplication(
       });
       if (gone) dropped.push(`subscription ${database}/${names.subscription}`);
     } catch (err) {
-      leftBehind.push(
-        `${where('target', target, database, err)}: ALTER SUBSCRIPTION ${sub} DISABLE; ` +
-          `ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE); DROP SUBSCRIPTION ${sub};`,
-      );
+      // A database that takes no connections was never replicated (readiness refuses it), unless it was
+      // set so afterwards: then its slot on the source says so, below.
+      if (refusesConnections(err)) targetRefused = err;
+      else
+        leftBehind.push(
+          `${where('target', target, database, err)}: ALTER SUBSCRIPTION ${sub} DISABLE; ` +
+            `ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE); DROP SUBSCRIPTION ${sub};`,
+        );
     }
   }
 
-  const slotSql = (slot: string) =>
-    `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)} ` +
-    `AND active_pid IS NOT NULL; SELECT pg_drop_replication_slot(${quoteLiteral(slot)});`;
+  // Idempotent (a slot already gone is no error), and with the table-sync slots of the initial copy: those
+  // of this subscriber when its system identifier is known, else any in this database.
+  const slotSql = (slot: string) => {
+    const sync = `^pg_[0-9]+_sync_[0-9]+_${systemId ?? '[0-9]+'}$`;
+    const ours =
+      `(slot_name = ${quoteLiteral(slot)} OR (database = ${quoteLiteral(database)} ` +
+      `AND slot_name ~ ${quoteLiteral(sync)}))`;
+    return (
+      `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE ${ours} AND active_pid IS NOT NULL; ` +
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE ${ours};`
+    );
+  };
   const publicationSql = `DROP PUBLICATION IF EXISTS ${quoteIdent(names.publication)};`;
   if (!source) {
     leftBehind.push(`${where('source', undefined, undefined)}: ${slotSql(names.slot)}`);
     leftBehind.push(`${where('source', undefined, database)}: ${publicationSql}`);
     return { dropped, leftBehind };
+  }
+  if (!systemId && target) {
+    systemId = await withClient(target, target.database, systemIdentifier).catch(() => undefined);
   }
   if (!systemId) {
     // Without the target, its identifier as the publication's comment recorded it (start.ts).
@@ -92,6 +109,13 @@ export async function dropDatabaseReplication(
       return out;
     });
     dropped.push(...slots.map((s) => `slot ${s}`));
+    if (targetRefused !== undefined && slots.includes(names.slot)) {
+      leftBehind.push(
+        `${where('target', target, database, targetRefused)}: ALTER DATABASE ${quoteIdent(database)} ` +
+          `WITH ALLOW_CONNECTIONS true; then, in it: ALTER SUBSCRIPTION ${sub} DISABLE; ` +
+          `ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE); DROP SUBSCRIPTION ${sub};`,
+      );
+    }
   } catch (err) {
     leftBehind.push(`${where('source', source, undefined, err)}: ${slotSql(names.slot)}`);
   }
@@ -106,9 +130,22 @@ export async function dropDatabaseReplication(
     });
     if (gone) dropped.push(`publication ${database}/${names.publication}`);
   } catch (err) {
-    leftBehind.push(`${where('source', source, database, err)}: ${publicationSql}`);
+    // Only a database that had this migration's slot can hold its publication.
+    if (!refusesConnections(err) || dropped.includes(`slot ${names.slot}`)) {
+      const allow = refusesConnections(err)
+        ? `ALTER DATABASE ${quoteIdent(database)} WITH ALLOW_CONNECTIONS true; then, in it: `
+        : '';
+      leftBehind.push(`${where('source', source, database, err)}: ${allow}${publicationSql}`);
+    }
   }
   return { dropped, leftBehind };
+}
+
+function refusesConnections(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    /^cannot connect to database .*is not currently accepting connections/s.test(err.message)
+  );
 }
 
 /** Runs `body` on a database; a database that does not exist holds nothing to drop (resolves to false). */

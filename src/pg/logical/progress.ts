@@ -3,6 +3,7 @@
 import type { Client } from 'pg';
 import type { ReplicationDatabaseProgress, ReplicationSample } from '../../activities/contract';
 import { type PgTarget, withClient } from '../connection';
+import { serverMajor } from './catalog';
 import type { ReplicationNames } from './names';
 
 export interface ReplicatedDatabase {
@@ -16,12 +17,19 @@ export interface SlotLag {
   lagBytes?: number;
   /** Whether everything up to `upTo` (when given) is confirmed. */
   confirmed: boolean;
+  /** Whether a WAL sender holds the slot. */
+  active: boolean;
 }
 
 /** The slots' lag behind the source's current WAL position, or behind `upTo` when given. */
 export async function slotLags(c: Client, slots: string[], upTo?: string): Promise<Map<string, SlotLag>> {
-  const { rows } = await c.query<{ slot: string; lag: number | null; confirmed: boolean | null }>(
-    `SELECT slot_name AS slot,
+  const { rows } = await c.query<{
+    slot: string;
+    lag: number | null;
+    confirmed: boolean | null;
+    active: boolean;
+  }>(
+    `SELECT slot_name AS slot, active,
             pg_wal_lsn_diff(coalesce($2::pg_lsn, pg_current_wal_lsn()), confirmed_flush_lsn)::float8 AS lag,
             confirmed_flush_lsn >= coalesce($2::pg_lsn, pg_current_wal_lsn()) AS confirmed
        FROM pg_replication_slots WHERE slot_name = ANY ($1)`,
@@ -34,6 +42,7 @@ export async function slotLags(c: Client, slots: string[], upTo?: string): Promi
         slot: r.slot,
         lagBytes: r.lag === null ? undefined : Math.max(0, r.lag),
         confirmed: r.confirmed === true,
+        active: r.active,
       },
     ]),
   );
@@ -77,6 +86,12 @@ export async function sampleReplication(
     ),
   }));
   const out: ReplicationDatabaseProgress[] = [];
+  const errors = await withClient(target, target.database, (c) =>
+    subscriptionErrors(
+      c,
+      databases.map((d) => d.names.subscription),
+    ),
+  );
   for (const db of databases) {
     const sizes = await withClient(source, db.name, (c) => publishedSizes(c, db.names.publication));
     const states = await withClient(target, db.name, (c) => subscriptionTables(c, db.names.subscription));
@@ -90,8 +105,11 @@ export async function sampleReplication(
       bytesTotal: [...sizes.values()].reduce((a, b) => a + b, 0),
       bytesDone,
     };
-    const lag = lags.get(db.names.slot)?.lagBytes;
-    if (lag !== undefined) progress.lagBytes = lag;
+    const slot = lags.get(db.names.slot);
+    if (slot?.lagBytes !== undefined) progress.lagBytes = slot.lagBytes;
+    if (slot) progress.slotActive = slot.active;
+    const counted = errors?.get(db.names.subscription);
+    if (counted) Object.assign(progress, counted);
     out.push(progress);
   }
   const lagBytes = Math.max(0, ...out.map((d) => d.lagBytes ?? 0));
@@ -100,6 +118,23 @@ export async function sampleReplication(
   if (seconds !== undefined) sample.lagSeconds = seconds;
   else if (lagBytes === 0 && lags.size === databases.length) sample.lagSeconds = 0;
   return sample;
+}
+
+/**
+ * Each subscription's apply and table-sync error counts (pg_stat_subscription_stats, PostgreSQL 15+;
+ * undefined before): a copy or an apply that keeps failing is retried by the server without end, silently.
+ */
+async function subscriptionErrors(
+  c: Client,
+  subscriptions: string[],
+): Promise<Map<string, { applyErrors: number; syncErrors: number }> | undefined> {
+  if ((await serverMajor(c)) < 15) return undefined;
+  const { rows } = await c.query<{ name: string; apply: string; sync: string }>(
+    `SELECT subname AS name, apply_error_count::text AS apply, sync_error_count::text AS sync
+       FROM pg_stat_subscription_stats WHERE subname = ANY ($1)`,
+    [subscriptions],
+  );
+  return new Map(rows.map((r) => [r.name, { applyErrors: Number(r.apply), syncErrors: Number(r.sync) }]));
 }
 
 /** The largest write/flush/replay lag of the subscriptions' WAL senders, when the server measured one. */

@@ -129,14 +129,35 @@ export async function checkLogicalReadiness(
         'restart the server',
     );
   }
-  if (databases.length > 2) {
-    warnings.push(
-      `${databases.length} databases are replicated, one subscription each: the target needs ` +
-        `max_logical_replication_workers >= ${databases.length + SYNC_HEADROOM} and max_worker_processes above ` +
-        'that (PostgreSQL defaults: 4 and 8), or some subscriptions wait for a worker',
-    );
-  }
   return { problems, warnings, databases, schemaOnly };
+}
+
+/**
+ * Whether the target can run a subscription per database and the initial copy's table-sync workers at
+ * once: the refusal, saying what to set, or undefined. Too few workers would leave a subscription waiting
+ * for one without any error.
+ */
+export async function subscriberWorkersProblem(
+  target: PgTarget,
+  databases: number,
+): Promise<string | undefined> {
+  const { rows } = await withClient(target, target.database, (c) =>
+    c.query<{ logical: number; processes: number }>(
+      `SELECT current_setting('max_logical_replication_workers')::int AS logical,
+              current_setting('max_worker_processes')::int AS processes`,
+    ),
+  );
+  const { logical, processes } = rows[0];
+  // The launcher is a worker process of its own, and parallel queries and extensions take others.
+  const needLogical = databases + SYNC_HEADROOM;
+  const needProcesses = needLogical + 1 + 2;
+  if (logical >= needLogical && processes >= needProcesses) return undefined;
+  return (
+    `the target cannot run the ${databases} subscription(s) and the initial copy's ${SYNC_HEADROOM} table-sync ` +
+    `workers at once (max_logical_replication_workers = ${logical}, max_worker_processes = ${processes}): set ` +
+    `max_logical_replication_workers to at least ${needLogical} and max_worker_processes to at least ` +
+    `${Math.max(processes, needProcesses)} on the target and restart it, then migrate again`
+  );
 }
 
 /**

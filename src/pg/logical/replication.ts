@@ -2,5 +2,5 @@
 // activities use, each in a file of its own.
 export { startDatabaseReplication } from './start';
 export { type ReplicatedDatabase, sampleReplication } from './progress';
-export { schemaChangedError, waitForCatchUp } from './catch-up';
+export { disableSubscriptions, schemaChangedError, waitForCatchUp } from './catch-up';
 export { dropDatabaseReplication } from './drop';
