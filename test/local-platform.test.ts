@@ -620,15 +620,18 @@ describe('pgshift local (the CLI)', () => {
     expect((await cli('apps:create', 'killed', '--service', `web=${command}`, '--cwd', cwd)).code).toBe(0);
     const killed = await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '3');
     expect(killed.code).not.toBe(0);
+    // On a busy machine the CLI may start a second container before the first one's kill lands: one or
+    // two orphans, never recorded either way.
     await waitFor(
       'the orphaned container',
-      async () => (await processesWithEnv('PGSHIFT_APP=killed')).length === 1,
+      async () => (await processesWithEnv('PGSHIFT_APP=killed')).length >= 1,
     );
-    const [orphan] = await processesWithEnv('PGSHIFT_APP=killed');
+    const orphans = await processesWithEnv('PGSHIFT_APP=killed');
+    expect(orphans.length).toBeLessThanOrEqual(2);
 
     expect((await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '2')).code).toBe(0);
     const service = (await platform.listApps(ENV)).find((a) => a.app === 'killed')!.services[0];
-    expect(service.pids).toContain(orphan);
+    expect(service.pids).toEqual(expect.arrayContaining(orphans));
     expect(await processesWithEnv('PGSHIFT_APP=killed')).toEqual([...service.pids].sort((a, b) => a - b));
 
     expect((await cli('apps:deprovision', '--app', 'killed')).code).toBe(0);
