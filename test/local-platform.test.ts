@@ -620,18 +620,20 @@ describe('pgshift local (the CLI)', () => {
     expect((await cli('apps:create', 'killed', '--service', `web=${command}`, '--cwd', cwd)).code).toBe(0);
     const killed = await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '3');
     expect(killed.code).not.toBe(0);
-    // On a busy machine the CLI may start a second container before the first one's kill lands: one or
-    // two orphans, never recorded either way.
+    // On a busy machine the CLI may start more containers before the first one's kill lands: one orphan or
+    // more, none recorded.
     await waitFor(
       'the orphaned container',
       async () => (await processesWithEnv('PGSHIFT_APP=killed')).length >= 1,
     );
     const orphans = await processesWithEnv('PGSHIFT_APP=killed');
-    expect(orphans.length).toBeLessThanOrEqual(2);
 
     expect((await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '2')).code).toBe(0);
     const service = (await platform.listApps(ENV)).find((a) => a.app === 'killed')!.services[0];
-    expect(service.pids).toEqual(expect.arrayContaining(orphans));
+    // Found: kept as one of the two, or (a third) stopped — none left running untracked.
+    expect(service.pids).toContain(orphans[0]);
+    const running = await processesWithEnv('PGSHIFT_APP=killed');
+    expect(orphans.filter((pid) => running.includes(pid) && !service.pids.includes(pid))).toEqual([]);
     expect(await processesWithEnv('PGSHIFT_APP=killed')).toEqual([...service.pids].sort((a, b) => a - b));
 
     expect((await cli('apps:deprovision', '--app', 'killed')).code).toBe(0);
