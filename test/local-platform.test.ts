@@ -631,7 +631,7 @@ describe('pgshift local (the CLI)', () => {
     expect((await cli('apps:scale', 'web', '--app', 'killed', '--container-count', '2')).code).toBe(0);
     const service = (await platform.listApps(ENV)).find((a) => a.app === 'killed')!.services[0];
     // Found: kept as one of the two, or (a third) stopped — none left running untracked.
-    expect(service.pids).toContain(orphans[0]);
+    expect(orphans.filter((pid) => service.pids.includes(pid)).length).toBe(Math.min(orphans.length, 2));
     const running = await processesWithEnv('PGSHIFT_APP=killed');
     expect(orphans.filter((pid) => running.includes(pid) && !service.pids.includes(pid))).toEqual([]);
     expect(await processesWithEnv('PGSHIFT_APP=killed')).toEqual([...service.pids].sort((a, b) => a - b));
