@@ -25,8 +25,9 @@ function problems(raw: unknown): string[] {
 
 describe('accept.skipDatabases', () => {
   it('is empty unless given: nothing is left behind without the plan saying so', () => {
-    expect(validatePlan(minimal).accept).toEqual({ skipDatabases: [] });
-    expect(validatePlan({ ...minimal, accept: {} }).accept).toEqual({ skipDatabases: [] });
+    const none = { skipDatabases: [], replicaIdentityFull: [] };
+    expect(validatePlan(minimal).accept).toEqual(none);
+    expect(validatePlan({ ...minimal, accept: {} }).accept).toEqual(none);
   });
 
   it('keeps database names as written, any PostgreSQL name included', () => {
