@@ -101,20 +101,20 @@ export function replicationSampler(
   async function waitSampling(done: () => boolean, options: WaitOptions): Promise<boolean> {
     const start = Date.now();
     const deadline = options.timeoutMs === undefined ? undefined : start + options.timeoutMs;
-    let last: number | undefined;
+    // Which command comes next (a sample or a timer) never depends on comparing clock readings after a
+    // timer fired: the time a replay sees there may differ from the live run's (a workflow task that timed
+    // out with a killed worker), which made the replay start a timer where history holds an activity.
     for (;;) {
       if (done()) return true;
-      const now = Date.now();
-      if (deadline !== undefined && now >= deadline) return false;
-      const pace = samplePaceMs(now - start);
+      await takeSample(options);
+      if (done()) return true;
+      const pace = samplePaceMs(Date.now() - start);
       replication.paceMs = pace;
-      if (last === undefined || now - last >= pace) {
-        await takeSample(options);
-        last = Date.now();
-        continue;
-      }
-      const wait = Math.min(last + pace - now, deadline === undefined ? Infinity : deadline - now);
+      const remaining = deadline === undefined ? Infinity : deadline - Date.now();
+      if (remaining <= 0) return false;
+      const wait = Math.min(pace, remaining);
       if (await condition(done, wait)) return true;
+      if (wait === remaining) return false;
     }
   }
 
