@@ -4,7 +4,12 @@ import { carryDatabaseProperties } from '../src/pg/database-properties';
 import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { NON_RETRYABLE_ERRORS, PreflightError, RestoreInterruptedError } from '../src/errors';
+import {
+  DumpMissingError,
+  NON_RETRYABLE_ERRORS,
+  PreflightError,
+  RestoreInterruptedError,
+} from '../src/errors';
 import type { DatabaseConnection } from '../src/platform/platform';
 import type { LocalPlatform } from '../src/platform/local';
 import { assertCanDump, findClientTools } from '../src/pg/client-tools';
@@ -407,6 +412,17 @@ describe('unexpected restore errors', () => {
     ]);
     expect(result.expected.map(errorMessageText).sort()).toEqual([...EXPECTED].sort());
     expect(await scalar(target, 'shop', 'SELECT count(*)::int FROM orders')).toBe(500);
+  });
+
+  it('refuses, as DumpMissingError, a dump that is not the file the dump step wrote', async () => {
+    // The check runs while psql reads: psql is stopped, and the workflow dumps anew into a reset target.
+    await resetTarget(target, { adminRole: ADMIN });
+    const other = join(work, 'edited', 'dump.sql');
+    const err = await restoreDump(target, other, { expected: EXPECTED, sha256: dumpSha }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DumpMissingError);
+    expect((err as Error).message).toMatch(/not the file the dump step wrote/);
   });
 
   it('reports a source setting that PostgreSQL 17 no longer knows', async () => {

@@ -4,7 +4,7 @@ import { DumpMissingError, RestoreInterruptedError } from '../errors';
 import { findClientTools } from './client-tools';
 import { type PgTarget, libpqArgs, libpqEnv, redactFor } from './connection';
 import { fileSha256 } from './dump';
-import { abortReason, describeExit, killGroup, startProgram } from './process';
+import { type Exit, abortReason, describeExit, killGroup, startProgram } from './process';
 import {
   type ClassifiedErrors,
   classifyRestoreErrors,
@@ -58,11 +58,6 @@ export async function restoreDump(
         'run the migration again so the dump is taken anew, with one worker or a shared PGSHIFT_WORK_DIR',
     );
   }
-  if (opts.sha256 && (await fileSha256(path)) !== opts.sha256) {
-    throw new DumpMissingError(
-      `the dump ${path} changed since it was written; run the migration again to take a fresh dump`,
-    );
-  }
   const tools = await findClientTools();
   const realPath = await realpath(path);
   opts.signal?.throwIfAborted();
@@ -82,6 +77,11 @@ export async function restoreDump(
   });
   const onAbort = () => killGroup(child.pid);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // The dump is checked while psql reads it, not before: hashing first put seconds per GB on the copy (and
+  // on the downtime). A file that is not the one the dump step wrote (another worker's, or damaged) stops
+  // psql; whatever it ran is undone by the reset that precedes the next restore.
+  const changed = opts.sha256 ? dumpChanged(path, opts.sha256) : Promise.resolve(false);
+  void changed.then((yes) => yes && killGroup(child.pid));
   let lastRead: number | undefined;
   const timer = opts.onProgress
     ? setInterval(() => {
@@ -98,48 +98,84 @@ export async function restoreDump(
       throw new Error(redactFor(target, `cannot run ${tools.psql}: ${err.message}`));
     });
     if (opts.signal?.aborted) throw abortReason(opts.signal);
-    const errors = parsePsqlErrors(stderr).map((e) => redactFor(target, e));
-    // `psql: error: ...` without a file position means the first connection failed: nothing ran. The reset
-    // before the restore reached this server moments ago, so this is taken as passing.
-    if (exit.code === 2 && /^psql: error:/.test(stderr)) {
-      throw new RestoreInterruptedError(
-        redactFor(
-          target,
-          `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ` +
-            `${stderr.trim()}\nThe restore is retried.`,
-        ),
+    if (await changed) {
+      throw new DumpMissingError(
+        `the dump ${path} is not the file the dump step wrote (its sha256 differs: another worker's, or ` +
+          'changed since); the dump is taken anew',
       );
     }
-    if (exit.signal) {
-      const at = lastRead !== undefined ? ` after reading ${lastRead} of ${size} bytes of the dump` : '';
-      throw new RestoreInterruptedError(
-        `psql ${describeExit(exit)}${at}, a signal pgshift did not send (the OOM killer, or someone on the ` +
-          "worker's machine); this says nothing about the dump. The restore is retried from a reset target; " +
-          'if it keeps happening, look at the memory and the logs of the worker machine.',
-      );
-    }
-    const dropped = errors.filter(isConnectionFailure);
-    if (dropped.length > 0) {
-      throw new RestoreInterruptedError(
-        `psql lost its connection to the target part way through the dump:\n${dropped.join('\n')}\n` +
-          'The restore is retried from a reset target; if it keeps happening, check the network to the ' +
-          "target and the target server's log (a server that crashes on a statement also drops the connection).",
-      );
-    }
-    if (truncated)
-      errors.push(`psql printed more than ${STDERR_LIMIT} bytes of errors; the rest were not read`);
-    const classified = classifyRestoreErrors(errors, opts.expected);
-    // psql stops early (and says why, classified above) when a \connect is refused; a non-zero exit that
-    // printed nothing still must not pass as a clean restore.
-    if (exit.code !== 0 && classified.unexpected.length === 0) {
-      classified.unexpected.push(`psql ${describeExit(exit)} before the end of the dump`);
-    }
+    const at = lastRead !== undefined ? ` after reading ${lastRead} of ${size} bytes of the dump` : '';
+    const classified = judgePsql(target, { exit, stderr, truncated }, opts.expected, at);
     opts.onProgress?.({ bytesRead: size, totalBytes: size });
     return classified;
   } finally {
     if (timer) clearInterval(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** How psql ended, as it ended: its stderr (capped) and whether the cap cut it. */
+export interface PsqlRun {
+  exit: Exit;
+  stderr: string;
+  truncated: boolean;
+}
+
+/**
+ * psql's errors, classified; throws RestoreInterruptedError when psql did not get through its input for
+ * reasons of its own (killed, connection dropped or refused): nothing about the dump is known then, and a
+ * retry from a reset target is the cure. `at` says how far it got, for that message.
+ */
+export function judgePsql(
+  target: PgTarget,
+  run: PsqlRun,
+  expected: readonly string[],
+  at = '',
+): ClassifiedErrors {
+  const errors = parsePsqlErrors(run.stderr).map((e) => redactFor(target, e));
+  // `psql: error: ...` without a file position means the first connection failed: nothing ran. The reset
+  // before the restore reached this server moments ago, so this is taken as passing.
+  if (run.exit.code === 2 && /^psql: error:/.test(run.stderr)) {
+    throw new RestoreInterruptedError(
+      redactFor(
+        target,
+        `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ` +
+          `${run.stderr.trim()}\nThe restore is retried.`,
+      ),
+    );
+  }
+  if (run.exit.signal) {
+    throw new RestoreInterruptedError(
+      `psql ${describeExit(run.exit)}${at}, a signal pgshift did not send (the OOM killer, or someone on the ` +
+        "worker's machine); this says nothing about the dump. The restore is retried from a reset target; " +
+        'if it keeps happening, look at the memory and the logs of the worker machine.',
+    );
+  }
+  const dropped = errors.filter(isConnectionFailure);
+  if (dropped.length > 0) {
+    throw new RestoreInterruptedError(
+      `psql lost its connection to the target part way through the dump:\n${dropped.join('\n')}\n` +
+        'The restore is retried from a reset target; if it keeps happening, check the network to the ' +
+        "target and the target server's log (a server that crashes on a statement also drops the connection).",
+    );
+  }
+  if (run.truncated)
+    errors.push(`psql printed more than ${STDERR_LIMIT} bytes of errors; the rest were not read`);
+  const classified = classifyRestoreErrors(errors, expected);
+  // psql stops early (and says why, classified above) when a \connect is refused; a non-zero exit that
+  // printed nothing still must not pass as a clean restore.
+  if (run.exit.code !== 0 && classified.unexpected.length === 0) {
+    classified.unexpected.push(`psql ${describeExit(run.exit)} before the end of the dump`);
+  }
+  return classified;
+}
+
+/** Whether the file's sha256 is not `sha256`; a file that cannot be read counts as changed. */
+function dumpChanged(path: string, sha256: string): Promise<boolean> {
+  return fileSha256(path).then(
+    (actual) => actual !== sha256,
+    () => true,
+  );
 }
 
 /** psql's read position in the dump, from /proc/<pid>/fdinfo: the only progress psql -f can give. */
