@@ -4,7 +4,7 @@
 // beside it. Then, in interleaved rounds, each method copies it to a fresh PostgreSQL 17 target: the raw
 // seed commands (pg_dumpall | grep > file; psql -f file), a raw pipe (pg_dumpall | grep | psql), pgcopydb
 // clone when installed, and pgshift end to end through the real workflow (method dump with copy.strategy
-// guide and parallel, method logical with the writer app running) served by a worker process whose memory
+// guide, stream and parallel, method logical with the writer app running) served by a worker process whose memory
 // is read from /proc. Every target is verified against its source (compareServers). Printed: medians,
 // ratios, the overhead on a tiny database, the worker's memory, the verification's share, linearity, the
 // downtime, and the goals of issues 11 and 9; one CSV row per run. Ctrl-C removes everything it made.
@@ -140,7 +140,7 @@ async function runCase(env: BenchEnv, c: Case, round: number): Promise<Row> {
         c.source,
         target,
         method,
-        c.method === 'parallel' ? 'parallel' : 'guide',
+        c.method === 'parallel' || c.method === 'stream' ? c.method : 'guide',
       );
       Object.assign(row, run);
     } else {
@@ -174,6 +174,7 @@ function describe(r: Row): string {
     const steps = `create ${f(r.createSeconds)}, copy ${f(r.copySeconds)}, verify step ${f(r.verifyStepSeconds)}`;
     parts.push(`(${steps}; downtime ${f(r.downtimeSeconds)} s; worker peak ${f(r.peakRssMiB, 0)} MiB)`);
   }
+  if (r.steps) parts.push(`\n    steps: ${r.steps}\n   `);
   if (r.writer) parts.push(`writer: ${r.writer.written} rows, ${r.writer.missing} missing`);
   if (r.verified) parts.push(`· verified ${r.verified.slice(0, 200)} (${f(r.verifySeconds)} s)`);
   if (r.error) parts.push(`· FAILED: ${r.error}`);

@@ -29,6 +29,7 @@ import { compareServers } from '../src/pg/verify';
 import { startClusterPair } from './helpers/cluster-pair';
 import { CLOSED_DB, ODD_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
+import { findProcess, tryKill } from './helpers/tool-processes';
 
 const ENV = 'parallel-copy';
 const MIGRATION = 'pgshift-parallel-copy-test';
@@ -282,30 +283,4 @@ describe("pg_restore's errors", () => {
 
 function dirnameOf(path: string): string {
   return join(path, '..');
-}
-
-/**
- * The process whose command line runs `program` with the argument `needle` and that leads its process
- * group: pgshift starts each tool as a group leader, and the workers pg_restore forks share its command line.
- */
-async function findProcess(program: string, needle: string): Promise<number | undefined> {
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    const args = cmdline.split('\0');
-    if (!args[0]?.endsWith(`/${program}`) || !args.includes(needle)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-    if (pgrp === Number(pid)) return pgrp;
-  }
-  return undefined;
-}
-
-function tryKill(pid: number): boolean {
-  try {
-    process.kill(pid, 'SIGKILL');
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -22,7 +22,7 @@ const WRITER_SERVICE = 'cmd';
 const WRITER = join(REPO, 'src', 'demo', 'writer.js');
 
 export type Method = 'dump' | 'logical';
-export type Strategy = 'guide' | 'parallel';
+export type Strategy = 'guide' | 'stream' | 'parallel';
 
 export interface PgshiftRun {
   /** Start request → completed. */
@@ -36,6 +36,8 @@ export interface PgshiftRun {
   downtimeSeconds?: number;
   peakRssMiB: number;
   writer?: { written: number; missing: number };
+  /** Every step that ran, "name seconds", in order. */
+  steps?: string;
   error?: string;
 }
 
@@ -127,6 +129,11 @@ export async function runPgshift(
   const run: PgshiftRun = { seconds, peakRssMiB };
   if (failure) run.error = failureText(failure, status);
   const step = (name: string) => secondsOf(status?.steps.find((s) => s.name === name));
+  run.steps = status?.steps
+    .map((s) => ({ name: s.name, seconds: secondsOf(s) }))
+    .filter((s) => s.seconds !== undefined)
+    .map((s) => `${s.name} ${s.seconds!.toFixed(1)}`)
+    .join(', ');
   run.createSeconds = step('createTarget');
   run.verifyStepSeconds = step('verify');
   if (method === 'dump') {

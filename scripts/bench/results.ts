@@ -2,17 +2,18 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export const METHODS = ['seed', 'pipe', 'pgcopydb', 'guide', 'parallel', 'logical'] as const;
+export const METHODS = ['seed', 'pipe', 'pgcopydb', 'guide', 'stream', 'parallel', 'logical'] as const;
 export type MethodKey = (typeof METHODS)[number];
-export const PGSHIFT_METHODS: readonly MethodKey[] = ['guide', 'parallel', 'logical'];
+export const PGSHIFT_METHODS: readonly MethodKey[] = ['guide', 'stream', 'parallel', 'logical'];
 /** Issue 11's goals are about the copy strategies of method dump. */
-export const DUMP_STRATEGIES: readonly MethodKey[] = ['guide', 'parallel'];
+export const DUMP_STRATEGIES: readonly MethodKey[] = ['guide', 'stream', 'parallel'];
 
 export const LABELS: Record<MethodKey, string> = {
   seed: 'raw seed commands',
   pipe: 'raw pipe',
   pgcopydb: 'pgcopydb clone',
   guide: 'pgshift dump/guide',
+  stream: 'pgshift dump/stream',
   parallel: 'pgshift dump/parallel',
   logical: 'pgshift logical',
 };
@@ -44,6 +45,8 @@ export interface Row {
   verifyStepSeconds?: number;
   peakRssMiB?: number;
   writer?: { written: number; missing: number };
+  /** pgshift: every step that ran, "name seconds", in order: where the time around the copy goes. */
+  steps?: string;
   /** The machine's 1-minute load average when the run started: how quiet it was. */
   load1?: number;
   error?: string;
@@ -102,6 +105,7 @@ const CSV_COLUMNS = [
   'writer_rows',
   'writer_missing',
   'load1',
+  'steps',
   'error',
 ] as const;
 
@@ -132,6 +136,7 @@ export function writeCsv(path: string, rows: Row[]): void {
         r.writer ? String(r.writer.written) : '',
         r.writer ? String(r.writer.missing) : '',
         num(r.load1, 2),
+        quoted(r.steps ?? ''),
         quoted(r.error ?? ''),
       ].join(','),
     );

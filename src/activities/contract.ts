@@ -75,10 +75,14 @@ export interface DumpResult {
   droppedStatements: number;
   /** How long the attempt that made it took (retries and queueing excluded). */
   durationMs?: number;
+  /** copy.strategy stream: nothing was written; the restore step dumps into the target itself. */
+  streamed?: boolean;
 }
 
 export interface RestoreResult {
   expectedErrors: string[];
+  /** copy.strategy stream: what went through the pipe (the dump's size, and what the filter removed). */
+  streamed?: { bytes: number; droppedStatements: number };
   /** How long the attempt that succeeded took (retries and queueing excluded). */
   durationMs?: number;
 }

@@ -17,18 +17,18 @@ export interface Started {
 
 /**
  * Starts a program in its own process group (so a cancel also reaches what it starts: pg_dumpall runs one
- * pg_dump per database), stdin closed, stdout as asked, stderr piped.
+ * pg_dump per database), stdin closed unless asked for, stdout as asked, stderr piped.
  */
 export function startProgram(
   file: string,
   args: string[],
-  options: { env: NodeJS.ProcessEnv; cwd?: string; stdout: 'pipe' | 'ignore' },
+  options: { env: NodeJS.ProcessEnv; cwd?: string; stdin?: 'pipe'; stdout: 'pipe' | 'ignore' },
 ): Started {
   const child = spawn(file, args, {
     env: options.env,
     cwd: options.cwd,
     detached: true,
-    stdio: ['ignore', options.stdout, 'pipe'],
+    stdio: [options.stdin ?? 'ignore', options.stdout, 'pipe'],
   });
   const exited = new Promise<Exit>((resolve, reject) => {
     child.once('error', reject);

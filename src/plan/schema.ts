@@ -135,12 +135,14 @@ export const planSchema = z
     copy: z
       .object({
         strategy: z
-          .enum(['guide', 'parallel'])
+          .enum(['guide', 'stream', 'parallel'])
           .default('guide')
           .describe(
             "method dump: guide — the guide's one pg_dumpall file, restored by psql (default: what the guide " +
-              'does, one file to audit); parallel — roles by pg_dumpall --globals-only, then each database by ' +
-              'pg_dump/pg_restore in parallel jobs (faster on a large source)',
+              "does, one file to audit); stream — the guide's commands piped, pg_dumpall into psql with no " +
+              'file (the fastest on few cores: the restore runs while the dump is taken); parallel — roles by ' +
+              'pg_dumpall --globals-only, then each database by pg_dump/pg_restore in parallel jobs (for many ' +
+              'cores and a source of several large tables)',
           ),
         jobs: z
           .number()

@@ -17,6 +17,7 @@ import type {
   DumpResult,
   MigrationInput,
   RecordedService,
+  RestoreResult,
   VerificationReport,
   WorkspaceClaim,
 } from '../activities/contract';
@@ -253,7 +254,9 @@ export async function migrationWorkflow(
         }
       },
       ({ ws, dump }) =>
-        `${dump.bytes} bytes, ${dump.droppedStatements} password statement(s) removed, on ${ws.host}`,
+        dump.streamed
+          ? `nothing to write (copy.strategy stream): the restore step pipes pg_dumpall into psql, on ${ws.host}`
+          : `${dump.bytes} bytes, ${dump.droppedStatements} password statement(s) removed, on ${ws.host}`,
     );
     status.dumpBytes = made.dump.bytes;
     return made;
@@ -450,7 +453,11 @@ export async function migrationWorkflow(
         'no services',
     );
 
-    const restoreDetail = (r: { expectedErrors: string[] }) => `${r.expectedErrors.length} expected error(s)`;
+    const restoreDetail = (r: RestoreResult) =>
+      (r.streamed
+        ? `${r.streamed.bytes} bytes streamed from pg_dumpall, ${r.streamed.droppedStatements} password ` +
+          'statement(s) removed, '
+        : '') + `${r.expectedErrors.length} expected error(s)`;
     // The dump exists only on the worker that made it, which may go away (or lose the file) before the
     // restore has read it: then another worker is claimed and dumps again, a bounded number of times.
     for (let claims = 1; ; claims += 1) {
@@ -470,7 +477,12 @@ export async function migrationWorkflow(
         continue;
       }
       try {
-        await runStep('restore', () => onWorkspace(made.ws).restoreTarget(input, made.dump), restoreDetail);
+        const restored = await runStep(
+          'restore',
+          () => onWorkspace(made.ws).restoreTarget(input, made.dump),
+          restoreDetail,
+        );
+        if (restored.streamed) status.dumpBytes = restored.streamed.bytes;
         break;
       } catch (err) {
         if (!again) throw err;

@@ -168,7 +168,10 @@ export async function rehearsalWorkflow(
     };
   }
 
-  const dumpDetail = (d: DumpResult) => `${d.bytes} bytes, on ${workspace?.host ?? '?'}`;
+  const dumpDetail = (d: DumpResult) =>
+    d.streamed
+      ? `nothing to write (copy.strategy stream: the restore step dumps as it restores), on ${workspace?.host ?? '?'}`
+      : `${d.bytes} bytes, on ${workspace?.host ?? '?'}`;
 
   async function forward(): Promise<void> {
     const backup = await runStep(
@@ -229,6 +232,8 @@ export async function rehearsalWorkflow(
       );
       restoreErrors.expected = restored.expectedErrors;
       attemptMs.restore = restored.durationMs;
+      // copy.strategy stream dumps inside the restore: its dump steps wrote nothing.
+      if (restored.streamed) status.dumpBytes = restored.streamed.bytes;
     } catch (err) {
       // Unexpected errors are what a rehearsal is for: reported, not a failure of the rehearsal.
       const found = unexpectedRestoreErrorsOf(err);

@@ -1,0 +1,67 @@
+// Copy strategy `stream`: the guide's `pg_dumpall | grep -v ... > dump.sql; psql -f dump.sql` as one pipe,
+// `pg_dumpall | filter | psql`, with no file (src/pg/stream.ts). The workflow's dump step has nothing to
+// write; the restore step resets the target and streams the source into it, so a retry of that one step
+// (on any worker: there is no file to find) yields what a first attempt would.
+import type { DumpResult, MigrationInput, RestoreResult } from './contract';
+import { type ActivityDeps, platformOf } from './deps';
+import { cancellationSignal, withScope } from './scope';
+import { carryProperties } from './copy-common';
+import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
+import { totalDatabaseSize } from '../pg/inspect';
+import { endStraySessions } from '../pg/parallel/sessions';
+import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
+import { resetTarget } from '../pg/reset';
+import { streamAll } from '../pg/stream';
+
+/** Nothing to dump ahead: the restore step reads pg_dumpall as it runs. */
+export function dumpSourceStream(): Promise<DumpResult> {
+  return Promise.resolve({
+    path: '',
+    bytes: 0,
+    sha256: '',
+    droppedStatements: 0,
+    durationMs: 0,
+    streamed: true,
+  });
+}
+
+/**
+ * Resets the target, then `pg_dumpall | filter | psql` into it; only the plan's expected errors pass. Then
+ * what the dump leaves out of `postgres` and `template1` is carried from the source, as the guide's
+ * strategy does.
+ */
+export async function restoreTargetStream(deps: ActivityDeps, input: MigrationInput): Promise<RestoreResult> {
+  const { source, target } = input.plan;
+  const platform = platformOf(deps, input);
+  return withScope(platform, async (scope) => {
+    const started = Date.now();
+    const [src, dst] = await Promise.all([
+      scope.connect(source.handle, source.environment),
+      scope.connect(target.handle, target.environment),
+    ]);
+    const expected = expectedErrorsFor(platform, input.plan);
+    scope.progress({ phase: 'resetting target' });
+    await endStraySessions(dst);
+    await resetTarget(dst, { adminRole: platform.adminRole });
+    // Only for the status's percentage and ETA: the copy must not fail for want of it.
+    const sourceSizeBytes = await totalDatabaseSize(src).catch(() => undefined);
+    const result = await streamAll(src, dst, {
+      adminRole: platform.adminRole,
+      expected,
+      sessionSettings: BULK_LOAD_SETTINGS,
+      signal: cancellationSignal(),
+      onProgress: (bytes) =>
+        scope.progress({ phase: 'streaming', bytesRead: bytes, totalBytes: sourceSizeBytes }),
+    });
+    if (result.unexpected.length > 0) {
+      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
+    }
+    await flushWal(dst);
+    const expectedErrors = await carryProperties(scope, input, dst, expected, result.expected);
+    return {
+      expectedErrors,
+      streamed: { bytes: result.bytes, droppedStatements: result.droppedStatements },
+      durationMs: Date.now() - started,
+    };
+  });
+}

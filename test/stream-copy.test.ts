@@ -1,0 +1,213 @@
+// Copy strategy stream through the real dumpSource and restoreTarget activities (outside Temporal), on a
+// PostgreSQL 14 source holding the rich fixture and a 17 target: pg_dumpall piped into psql with no file
+// must yield what the guide's file yields (judged by the independent snapshot and by the verification),
+// keep the admin password, allow only the expected errors, and never take a dump cut short for a whole one.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ApplicationFailure } from '@temporalio/common';
+import { dumpSource, restoreTarget } from '../src/activities/copy';
+import type { MigrationInput } from '../src/activities/contract';
+import type { ActivityDeps } from '../src/activities/deps';
+import { RestoreInterruptedError } from '../src/errors';
+import { validatePlan } from '../src/plan/load';
+import type { PlanInput } from '../src/plan/schema';
+import type { DatabaseConnection } from '../src/platform/platform';
+import type { LocalPlatform } from '../src/platform/local';
+import { withClient } from '../src/pg/connection';
+import { resetTarget } from '../src/pg/reset';
+import { errorMessageText } from '../src/pg/restore-errors';
+import { streamAll } from '../src/pg/stream';
+import { compareServers } from '../src/pg/verify';
+import { startClusterPair } from './helpers/cluster-pair';
+import { CLOSED_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
+import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
+import { findProcess, tryKill } from './helpers/tool-processes';
+
+const ENV = 'stream-copy';
+const MIGRATION = 'pgshift-stream-copy-test';
+
+let home: string;
+let work: string;
+let platform: LocalPlatform;
+let source: DatabaseConnection;
+let target: DatabaseConnection;
+let deps: ActivityDeps;
+let sourceSnapshot: Snapshot;
+
+function input(plan: Partial<PlanInput> = {}): MigrationInput {
+  return {
+    migrationId: MIGRATION,
+    plan: validatePlan({
+      platform: 'local',
+      source: { handle: 'source14', environment: ENV },
+      target: { handle: 'target17', version: '17' },
+      copy: { strategy: 'stream' },
+      accept: { skipDatabases: [CLOSED_DB] },
+      ...plan,
+    }),
+  };
+}
+
+const snapshot = (t: DatabaseConnection) => snapshotServer(t, { adminRole: platform.adminRole });
+const adminPassword = (t: DatabaseConnection) =>
+  withClient(t, 'postgres', async (c) => {
+    const { rows } = await c.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [
+      platform.adminRole,
+    ]);
+    return rows[0].rolpassword as string;
+  });
+
+async function failureOf(promise: Promise<unknown>): Promise<Error & Partial<ApplicationFailure>> {
+  return promise.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (err: unknown) => err as Error & Partial<ApplicationFailure>,
+  );
+}
+
+/** Kills (SIGKILL, the leader only) the first `program` run with `needle` while `running` has not settled. */
+async function killWhileRunning(
+  running: Promise<unknown>,
+  program: string,
+  needle: string,
+): Promise<boolean> {
+  let settled = false;
+  void running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const deadline = Date.now() + 120_000;
+  while (!settled && Date.now() < deadline) {
+    const pid = await findProcess(program, needle);
+    if (pid && tryKill(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'pgshift-stream-'));
+  work = join(home, 'work');
+  ({ platform, source, target } = await startClusterPair(home, { environment: ENV, createdBy: MIGRATION }));
+  deps = { platformFor: () => platform, workDir: work };
+  await loadRichSource(source, platform.adminRole);
+  sourceSnapshot = await snapshot(source);
+  delete sourceSnapshot[`database ${CLOSED_DB}`];
+});
+
+afterAll(async () => {
+  await source?.close();
+  await target?.close();
+  await platform?.destroy();
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('strategy stream', () => {
+  it('dumps nothing ahead and restores a target the snapshot cannot tell from the source', async () => {
+    const dump = await dumpSource(deps, input());
+    expect(dump).toMatchObject({ streamed: true, bytes: 0 });
+    const password = await adminPassword(target);
+
+    const result = await restoreTarget(deps, input(), dump);
+    // Exactly the guide's expected errors: the two roles the target has, and the platform's database.
+    expect(result.expectedErrors.map(errorMessageText).sort()).toEqual(
+      [...platform.expectedRestoreErrors].sort(),
+    );
+    expect(result.streamed?.droppedStatements).toBe(1);
+    expect(result.streamed?.bytes).toBeGreaterThan(1_000_000);
+    expect(snapshotDiff(sourceSnapshot, await snapshot(target))).toEqual([]);
+    const report = await compareServers(source, target, {
+      adminRole: platform.adminRole,
+      skipDatabases: [CLOSED_DB],
+    });
+    expect(report.mismatches).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(await adminPassword(target)).toBe(password);
+    // Nothing was written on the worker.
+    expect(await readdir(work).catch(() => [])).toEqual([]);
+    // Nothing of the bulk-load session settings stayed behind.
+    await withClient(target, SHOP_DB, async (c) => {
+      expect((await c.query('SHOW synchronous_commit')).rows[0].synchronous_commit).toBe('on');
+    });
+  });
+
+  it('a retry after a killed psql gives the same target as the first attempt', async () => {
+    const first = await snapshot(target);
+    const restoring = restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    expect(await killWhileRunning(restoring, 'psql', String(target.port))).toBe(true);
+    const err = await failureOf(restoring);
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
+    expect(err.message).toMatch(/^psql was killed by SIGKILL after \d+ bytes of the dump/);
+
+    await restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
+  });
+
+  it('a dump cut short (pg_dumpall killed) is a retry, never a restore that passes', async () => {
+    const first = await snapshot(target);
+    const restoring = restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    expect(await killWhileRunning(restoring, 'pg_dumpall', String(source.port))).toBe(true);
+    const err = await failureOf(restoring);
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
+    expect(err.message).toMatch(/^pg_dumpall was killed by SIGKILL after \d+ bytes of the dump/);
+    expect(err.message).not.toContain(source.password);
+
+    await restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
+  });
+
+  it('fails with only the lines the plan does not expect', async () => {
+    const strict = input({
+      restore: {
+        expectedErrors: [`role "${platform.adminRole}" already exists`, 'role "postgres" already exists'],
+      },
+    });
+    const err = await failureOf(
+      restoreTarget(deps, strict, { path: '', bytes: 0, sha256: '', droppedStatements: 0 }),
+    );
+    expect(err.type).toBe('UnexpectedRestoreErrors');
+    expect(err.nonRetryable).toBe(true);
+    const [unexpected] = err.details as [string[], string[]];
+    expect(unexpected).toEqual([
+      expect.stringMatching(/^psql:<stdin>:\d+: ERROR: {2}database "db" already exists/),
+    ]);
+  });
+
+  it('reports the bytes pg_dumpall wrote as they stream, up to the whole dump', async () => {
+    await resetTarget(target, { adminRole: platform.adminRole });
+    const seen: number[] = [];
+    const outcome = await streamAll(source, target, {
+      adminRole: platform.adminRole,
+      expected: platform.expectedRestoreErrors,
+      onProgress: (bytes) => seen.push(bytes),
+    });
+    expect(outcome.unexpected).toEqual([]);
+    expect(seen[0]).toBe(0);
+    expect(seen.at(-1)).toBe(outcome.bytes);
+    expect(seen.every((b, i) => i === 0 || b >= seen[i - 1])).toBe(true);
+  });
+
+  it('stops both programs when cancelled', async () => {
+    await resetTarget(target, { adminRole: platform.adminRole });
+    const stop = new AbortController();
+    const streaming = streamAll(source, target, {
+      adminRole: platform.adminRole,
+      expected: platform.expectedRestoreErrors,
+      signal: stop.signal,
+    });
+    const dumping = async () => findProcess('pg_dumpall', String(source.port));
+    const deadline = Date.now() + 60_000;
+    while ((await dumping()) === undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    stop.abort(new Error('cancelled by the test'));
+    expect((await failureOf(streaming)).message).toBe('cancelled by the test');
+    const running = async () => (await findProcess('psql', String(target.port))) ?? (await dumping());
+    while ((await running()) !== undefined && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await running()).toBeUndefined();
+  });
+});
