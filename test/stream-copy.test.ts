@@ -25,6 +25,8 @@ import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-sn
 import { findProcess, tryKill } from './helpers/tool-processes';
 
 const ENV = 'stream-copy';
+/** What the dump step of strategy stream returns. */
+const NO_DUMP = { path: '', bytes: 0, sha256: '', droppedStatements: 0, streamed: true };
 const MIGRATION = 'pgshift-stream-copy-test';
 
 let home: string;
@@ -110,7 +112,8 @@ describe('strategy stream', () => {
     expect(dump).toMatchObject({ streamed: true, bytes: 0 });
     const password = await adminPassword(target);
 
-    const result = await restoreTarget(deps, input(), dump);
+    // As the workflow sends it: the target was created by this run moments ago, so no reset.
+    const result = await restoreTarget(deps, input(), dump, { freshTarget: true });
     // Exactly the guide's expected errors: the two roles the target has, and the platform's database.
     expect(result.expectedErrors.map(errorMessageText).sort()).toEqual(
       [...platform.expectedRestoreErrors].sort(),
@@ -133,28 +136,37 @@ describe('strategy stream', () => {
     });
   });
 
+  it('resets a target that is not as created, even when told it is fresh', async () => {
+    const first = await snapshot(target);
+    const again = await restoreTarget(deps, input(), NO_DUMP, { freshTarget: true });
+    expect(again.expectedErrors.map(errorMessageText).sort()).toEqual(
+      [...platform.expectedRestoreErrors].sort(),
+    );
+    expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
+  });
+
   it('a retry after a killed psql gives the same target as the first attempt', async () => {
     const first = await snapshot(target);
-    const restoring = restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    const restoring = restoreTarget(deps, input(), NO_DUMP);
     expect(await killWhileRunning(restoring, 'psql', String(target.port))).toBe(true);
     const err = await failureOf(restoring);
     expect(err).toBeInstanceOf(RestoreInterruptedError);
     expect(err.message).toMatch(/^psql was killed by SIGKILL after \d+ bytes of the dump/);
 
-    await restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    await restoreTarget(deps, input(), NO_DUMP);
     expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
   });
 
   it('a dump cut short (pg_dumpall killed) is a retry, never a restore that passes', async () => {
     const first = await snapshot(target);
-    const restoring = restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    const restoring = restoreTarget(deps, input(), NO_DUMP);
     expect(await killWhileRunning(restoring, 'pg_dumpall', String(source.port))).toBe(true);
     const err = await failureOf(restoring);
     expect(err).toBeInstanceOf(RestoreInterruptedError);
     expect(err.message).toMatch(/^pg_dumpall was killed by SIGKILL after \d+ bytes of the dump/);
     expect(err.message).not.toContain(source.password);
 
-    await restoreTarget(deps, input(), { path: '', bytes: 0, sha256: '', droppedStatements: 0 });
+    await restoreTarget(deps, input(), NO_DUMP);
     expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
   });
 
@@ -164,9 +176,7 @@ describe('strategy stream', () => {
         expectedErrors: [`role "${platform.adminRole}" already exists`, 'role "postgres" already exists'],
       },
     });
-    const err = await failureOf(
-      restoreTarget(deps, strict, { path: '', bytes: 0, sha256: '', droppedStatements: 0 }),
-    );
+    const err = await failureOf(restoreTarget(deps, strict, NO_DUMP));
     expect(err.type).toBe('UnexpectedRestoreErrors');
     expect(err.nonRetryable).toBe(true);
     const [unexpected] = err.details as [string[], string[]];

@@ -203,8 +203,9 @@ test('happy path: every step in the guide order, the summary and the UI metadata
     // Scaled down with, and back up to, the counts preflight recorded.
     expect(calls.find((c) => c.name === 'scaleServicesDown')!.args[1]).toEqual(RECORDED);
     expect(calls.find((c) => c.name === 'scaleServicesUp')!.args[1]).toEqual(RECORDED);
-    // The restore gets the dump that dumpSource produced.
+    // The restore gets the dump that dumpSource produced, and the target this run just created: no reset.
     expect(calls.find((c) => c.name === 'restoreTarget')!.args[1]).toMatchObject({ path: '/work/dump.sql' });
+    expect(calls.find((c) => c.name === 'restoreTarget')!.args[2]).toEqual({ freshTarget: true });
 
     expect(summary.phase).toBe('completed');
     expect(summary.pointOfNoReturn).toBe(true);
@@ -557,9 +558,24 @@ test('a cutover signal sent before the gate is not honoured; the gate still wait
   });
 });
 
+test('a target found from an earlier attempt is reset before the restore', async () => {
+  const { activities, calls } = stubs({
+    createTarget: async (input) => ({
+      handle: input.plan.target.handle,
+      environment: input.plan.target.environment,
+      version: 17,
+      foundExisting: true,
+    }),
+  });
+  await migrate(plan(), activities, async (handle) => {
+    expect((await handle.result()).phase).toBe('completed');
+    expect(calls.find((c) => c.name === 'restoreTarget')!.args[2]).toEqual({ freshTarget: false });
+  });
+});
+
 test('a dump missing where the restore ran is dumped again, once', async () => {
   let restores = 0;
-  const { activities, names } = stubs({
+  const { activities, calls, names } = stubs({
     restoreTarget: async () => {
       restores += 1;
       if (restores === 1) throw new DumpMissingError('no dump at /work/dump.sql on worker-b');
@@ -588,6 +604,9 @@ test('a dump missing where the restore ran is dumped again, once', async () => {
     expect(summary.phase).toBe('completed');
     expect(stepOf(summary, 'restore').state).toBe('done');
     expect(summary.warnings.some((w) => w.includes('no dump at /work/dump.sql'))).toBe(true);
+    // The first restore may have run part of a file that was not the dump: the second one resets.
+    const restoreArgs = calls.filter((c) => c.name === 'restoreTarget').map((c) => c.args[2]);
+    expect(restoreArgs).toEqual([{ freshTarget: true }, { freshTarget: false }]);
   });
 });
 
@@ -1141,6 +1160,9 @@ test('a restore interrupted once (psql killed) is retried on the same worker, af
         'restoreTarget',
         'removeDump',
       ]);
+      // The retry finds what the killed attempt restored: the target must be reset this time.
+      const restoreArgs = host.calls.filter((c) => c.name === 'restoreTarget').map((c) => c.args[2]);
+      expect(restoreArgs).toEqual([{ freshTarget: true }, { freshTarget: false }]);
       expect(shared.names()).toEqual(SHARED_HAPPY);
     }),
   );

@@ -79,6 +79,14 @@ export interface DumpResult {
   streamed?: boolean;
 }
 
+export interface RestoreTargetOptions {
+  /**
+   * The target was created by this run's createTarget and no restore has been sent to it: the reset before
+   * the restore is skipped (when the target looks as created). Never set on a retry.
+   */
+  freshTarget?: boolean;
+}
+
 export interface RestoreResult {
   expectedErrors: string[];
   /** copy.strategy stream: what went through the pipe (the dump's size, and what the filter removed). */
@@ -168,7 +176,7 @@ export interface MigrationActivities {
    */
   pingWorkspace(): Promise<void>;
   dumpSource(input: MigrationInput): Promise<DumpResult>;
-  restoreTarget(input: MigrationInput, dump: DumpResult): Promise<RestoreResult>;
+  restoreTarget(input: MigrationInput, dump: DumpResult, opts?: RestoreTargetOptions): Promise<RestoreResult>;
   verifyTarget(input: MigrationInput): Promise<VerificationReport>;
   updateServiceConfig(input: MigrationInput): Promise<void>;
   scaleServicesUp(input: MigrationInput, services: RecordedService[]): Promise<void>;

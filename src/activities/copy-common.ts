@@ -4,6 +4,25 @@ import { unexpectedRestoreErrors } from './expected-errors';
 import type { PgTarget } from '../pg/connection';
 import { carryDatabaseProperties } from '../pg/database-properties';
 import { classifyRestoreErrors } from '../pg/restore-errors';
+import { endStraySessions } from '../pg/parallel/sessions';
+import { isPristine, resetTarget } from '../pg/reset';
+
+/**
+ * Before any strategy's restore: the target as the platform created it, so the restore does exactly what a
+ * first attempt would. Sessions an earlier attempt left are ended; the target is reset unless the workflow
+ * says it is fresh (created by this run, never restored into) and it looks it.
+ */
+export async function prepareTarget(
+  scope: ActivityScope,
+  target: PgTarget,
+  adminRole: string,
+  freshTarget: boolean,
+): Promise<void> {
+  scope.progress({ phase: 'resetting target' });
+  await endStraySessions(target);
+  if (freshTarget && (await isPristine(target, { adminRole }))) return;
+  await resetTarget(target, { adminRole });
+}
 
 /**
  * After either strategy's restore: what a dump leaves out of `postgres` and `template1` (comment, settings,

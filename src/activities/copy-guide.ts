@@ -4,11 +4,9 @@ import { dirname } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { carryProperties } from './copy-common';
+import { carryProperties, prepareTarget } from './copy-common';
 import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 import { dumpAll } from '../pg/dump';
-import { resetTarget } from '../pg/reset';
-import { endStraySessions } from '../pg/parallel/sessions';
 import { restoreDump } from '../pg/restore';
 import { totalDatabaseSize } from '../pg/inspect';
 
@@ -42,6 +40,7 @@ export async function restoreTargetGuide(
   deps: ActivityDeps,
   input: MigrationInput,
   dump: DumpResult,
+  freshTarget = false,
 ): Promise<RestoreResult> {
   const { target } = input.plan;
   const platform = platformOf(deps, input);
@@ -49,9 +48,7 @@ export async function restoreTargetGuide(
     const started = Date.now();
     const conn = await scope.connect(target.handle, target.environment);
     const expected = expectedErrorsFor(platform, input.plan);
-    scope.progress({ phase: 'resetting target' });
-    await endStraySessions(conn);
-    await resetTarget(conn, { adminRole: platform.adminRole });
+    await prepareTarget(scope, conn, platform.adminRole, freshTarget);
     scope.progress({ phase: 'restoring', bytesRead: 0, totalBytes: dump.bytes });
     const result = await restoreDump(conn, dump.path, {
       expected,

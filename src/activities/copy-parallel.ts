@@ -4,7 +4,7 @@
 import { dirname, join, resolve } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
-import { carryProperties } from './copy-common';
+import { carryProperties, prepareTarget } from './copy-common';
 import { cancellationSignal, withScope } from './scope';
 import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 import { DumpMissingError } from '../errors';
@@ -12,8 +12,6 @@ import { dumpParallel } from '../pg/parallel/dump';
 import { readVerifiedManifest } from '../pg/parallel/manifest';
 import { restoreParallel } from '../pg/parallel/restore';
 import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
-import { resetTarget } from '../pg/reset';
-import { endStraySessions } from '../pg/parallel/sessions';
 
 /** `<work dir>/dumps/<migration id>/parallel`: beside the guide's dump.sql, removed with it by removeDump. */
 export function parallelDumpDir(deps: ActivityDeps, input: MigrationInput): string {
@@ -53,6 +51,7 @@ export async function restoreTargetParallel(
   deps: ActivityDeps,
   input: MigrationInput,
   dump: DumpResult,
+  freshTarget = false,
 ): Promise<RestoreResult> {
   const { target } = input.plan;
   const platform = platformOf(deps, input);
@@ -69,9 +68,7 @@ export async function restoreTargetParallel(
     const manifest = await readVerifiedManifest(dir, dump.sha256);
     const conn = await scope.connect(target.handle, target.environment);
     const expected = expectedErrorsFor(platform, input.plan);
-    scope.progress({ phase: 'resetting target' });
-    await endStraySessions(conn);
-    await resetTarget(conn, { adminRole: platform.adminRole });
+    await prepareTarget(scope, conn, platform.adminRole, freshTarget);
     const result = await restoreParallel(conn, dir, manifest, {
       expected,
       sessionSettings: BULK_LOAD_SETTINGS,

@@ -5,12 +5,10 @@
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { carryProperties } from './copy-common';
+import { carryProperties, prepareTarget } from './copy-common';
 import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 import { totalDatabaseSize } from '../pg/inspect';
-import { endStraySessions } from '../pg/parallel/sessions';
 import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
-import { resetTarget } from '../pg/reset';
 import { streamAll } from '../pg/stream';
 
 /** Nothing to dump ahead: the restore step reads pg_dumpall as it runs. */
@@ -30,7 +28,11 @@ export function dumpSourceStream(): Promise<DumpResult> {
  * what the dump leaves out of `postgres` and `template1` is carried from the source, as the guide's
  * strategy does.
  */
-export async function restoreTargetStream(deps: ActivityDeps, input: MigrationInput): Promise<RestoreResult> {
+export async function restoreTargetStream(
+  deps: ActivityDeps,
+  input: MigrationInput,
+  freshTarget = false,
+): Promise<RestoreResult> {
   const { source, target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
@@ -40,9 +42,7 @@ export async function restoreTargetStream(deps: ActivityDeps, input: MigrationIn
       scope.connect(target.handle, target.environment),
     ]);
     const expected = expectedErrorsFor(platform, input.plan);
-    scope.progress({ phase: 'resetting target' });
-    await endStraySessions(dst);
-    await resetTarget(dst, { adminRole: platform.adminRole });
+    await prepareTarget(scope, dst, platform.adminRole, freshTarget);
     // Only for the status's percentage and ETA: the copy must not fail for want of it.
     const sourceSizeBytes = await totalDatabaseSize(src).catch(() => undefined);
     const result = await streamAll(src, dst, {

@@ -4,7 +4,7 @@
 // commands piped with no file, the restore step dumping as it restores (copy-stream.ts); or `parallel`,
 // pg_dumpall --globals-only for the roles and pg_dump/pg_restore -j per database, faster where the source
 // has several large tables and the worker several cores (copy-parallel.ts).
-import type { DumpResult, MigrationInput, RestoreResult } from './contract';
+import type { DumpResult, MigrationInput, RestoreResult, RestoreTargetOptions } from './contract';
 import type { ActivityDeps } from './deps';
 import { dumpSourceGuide, restoreTargetGuide } from './copy-guide';
 import { dumpSourceParallel, restoreTargetParallel } from './copy-parallel';
@@ -25,9 +25,11 @@ export async function restoreTarget(
   deps: ActivityDeps,
   input: MigrationInput,
   dump: DumpResult,
+  opts: RestoreTargetOptions = {},
 ): Promise<RestoreResult> {
+  const fresh = opts.freshTarget === true;
   const strategy = strategyOf(input);
-  if (strategy === 'parallel') return restoreTargetParallel(deps, input, dump);
-  if (strategy === 'stream') return restoreTargetStream(deps, input);
-  return restoreTargetGuide(deps, input, dump);
+  if (strategy === 'parallel') return restoreTargetParallel(deps, input, dump, fresh);
+  if (strategy === 'stream') return restoreTargetStream(deps, input, fresh);
+  return restoreTargetGuide(deps, input, dump, fresh);
 }

@@ -29,7 +29,7 @@ export function createActivities(
     claimWorkspace: (input) => claimWorkspace(deps, input),
     pingWorkspace: () => pingWorkspace(),
     dumpSource: (input) => dumpSource(deps, input),
-    restoreTarget: (input, dump) => restoreTarget(deps, input, dump),
+    restoreTarget: (input, dump, opts) => restoreTarget(deps, input, dump, opts),
     verifyTarget: (input) => verifyTarget(deps, input),
     updateServiceConfig: (input) => updateServiceConfig(deps, input),
     scaleServicesUp: (input, services) => scaleServicesUp(deps, input, services),

@@ -97,6 +97,27 @@ export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise
   return outcome;
 }
 
+/**
+ * Whether the target holds only what the platform created it with, as far as one look can tell: no database
+ * but template0, template1, `postgres` and the platform's own, no role but the kept ones. For a target the
+ * migration created moments ago and nothing has restored into yet (the workflow says so), this check stands
+ * in for resetTarget, which costs half a second inside the downtime; anything unexpected, and the caller
+ * resets after all.
+ */
+export async function isPristine(target: PgTarget, opts: ResetOptions): Promise<boolean> {
+  const keepDatabases = ['template0', 'template1', 'postgres', target.database];
+  const keepRoles = [opts.adminRole, 'postgres', ...(opts.keepRoles ?? [])];
+  return withClient(target, target.database, async (client) => {
+    const { rows } = await client.query<{ extra: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname <> ALL($1::text[]))
+           OR EXISTS (SELECT 1 FROM pg_roles
+                       WHERE rolname !~ '^pg_' AND oid <> 10 AND rolname <> ALL($2::text[])) AS extra`,
+      [keepDatabases, keepRoles],
+    );
+    return !rows[0].extra;
+  });
+}
+
 async function serverMajor(client: Client): Promise<number> {
   const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
   return Math.floor(Number(rows[0].v) / 10000);

@@ -103,6 +103,8 @@ export async function migrationWorkflow(
   const workspaces: WorkspaceClaim[] = [];
   /** False when createTarget found a database that this migration did not create: never ours to delete. */
   let targetIsOurs = true;
+  /** Made by this run's createTarget and not yet sent a restore: the first restore may skip the reset. */
+  let freshTarget = false;
   let recordedServices: RecordedService[] = [];
   let failure: { step: string; message: string } | undefined;
   let abortRequested = false;
@@ -218,7 +220,12 @@ export async function migrationWorkflow(
     const on = workspaceQueue(ws, workspaceStartTimeoutMs);
     return {
       dumpSource: on('dumpSource', STEP_TITLES.dump),
-      restoreTarget: on('restoreTarget', STEP_TITLES.restore),
+      // A retry finds whatever the attempt before it restored: the target is reset then, whatever it was.
+      restoreTarget: on('restoreTarget', STEP_TITLES.restore, ([i, dump]) => [
+        i,
+        dump,
+        { freshTarget: false },
+      ]),
       removeDump: on('removeDump', COMPENSATION_TITLES.removeDump),
     };
   }
@@ -368,12 +375,13 @@ export async function migrationWorkflow(
   async function createTargetStep(): Promise<void> {
     attempted.createTarget = true;
     try {
-      await runStep(
+      const created = await runStep(
         'createTarget',
         () => createTarget(input),
         (r) =>
           `${r.environment}/${r.handle}, PostgreSQL ${r.version}${r.foundExisting ? ' (found from an earlier attempt)' : ''}`,
       );
+      freshTarget = !created.foundExisting;
     } catch (err) {
       if (failureType(err) === 'TargetExistsError') targetIsOurs = false;
       throw err;
@@ -477,9 +485,11 @@ export async function migrationWorkflow(
         continue;
       }
       try {
+        const fresh = freshTarget;
+        freshTarget = false;
         const restored = await runStep(
           'restore',
-          () => onWorkspace(made.ws).restoreTarget(input, made.dump),
+          () => onWorkspace(made.ws).restoreTarget(input, made.dump, { freshTarget: fresh }),
           restoreDetail,
         );
         if (restored.streamed) status.dumpBytes = restored.streamed.bytes;

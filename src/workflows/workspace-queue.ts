@@ -55,7 +55,12 @@ export function workspaceQueue(ws: WorkspaceClaim, startTimeoutMs: number) {
     }
   }
 
-  function on<K extends WorkspaceActivityName>(name: K, summary: string): PgshiftActivities[K] {
+  /** `retryArgs`: what a retry sends instead of the first attempt's arguments. */
+  function on<K extends WorkspaceActivityName>(
+    name: K,
+    summary: string,
+    retryArgs?: (args: Parameters<PgshiftActivities[K]>) => Parameters<PgshiftActivities[K]>,
+  ): PgshiftActivities[K] {
     const attempts = maximumAttemptsOf(name);
     const options: ActivityOptions = {
       taskQueue: ws.taskQueue,
@@ -66,7 +71,8 @@ export function workspaceQueue(ws: WorkspaceClaim, startTimeoutMs: number) {
     const withRetries = async (...args: unknown[]): Promise<unknown> => {
       for (let attempt = 1; ; attempt += 1) {
         try {
-          return await once(...args);
+          const sent = attempt > 1 && retryArgs ? retryArgs(args as Parameters<PgshiftActivities[K]>) : args;
+          return await once(...sent);
         } catch (err) {
           if (attempt >= attempts || !worthRetrying(err)) throw err;
           await sleep(backoffMs(attempt));
