@@ -1,7 +1,8 @@
 // Copy strategy stream through the real dumpSource and restoreTarget activities (outside Temporal), on a
-// PostgreSQL 14 source holding the rich fixture and a 17 target: pg_dumpall piped into psql with no file
-// must yield what the guide's file yields (judged by the independent snapshot and by the verification),
-// keep the admin password, allow only the expected errors, and never take a dump cut short for a whole one.
+// PostgreSQL 14 source holding the rich fixture and a 17 target: the roles through the filter and each
+// database by pg_dump piped into psql, side by side, with no file, must yield what the guide's file yields
+// (judged by the independent snapshot and by the verification), keep the admin password, allow only the
+// expected errors, and never take a dump cut short for a whole one.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +18,13 @@ import type { LocalPlatform } from '../src/platform/local';
 import { withClient } from '../src/pg/connection';
 import { resetTarget } from '../src/pg/reset';
 import { errorMessageText } from '../src/pg/restore-errors';
-import { streamAll } from '../src/pg/stream';
+import { type StreamProgress, streamAll } from '../src/pg/stream';
+import { dbnameArg } from '../src/pg/parallel/tools';
 import { compareServers } from '../src/pg/verify';
 import { startClusterPair } from './helpers/cluster-pair';
 import { CLOSED_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
-import { findProcess, tryKill } from './helpers/tool-processes';
+import { findProcess, findProcesses, tryKill } from './helpers/tool-processes';
 
 const ENV = 'stream-copy';
 /** What the dump step of strategy stream returns. */
@@ -151,19 +153,21 @@ describe('strategy stream', () => {
     expect(await killWhileRunning(restoring, 'psql', String(target.port))).toBe(true);
     const err = await failureOf(restoring);
     expect(err).toBeInstanceOf(RestoreInterruptedError);
-    expect(err.message).toMatch(/^psql was killed by SIGKILL after \d+ bytes of the dump/);
+    expect(err.message).toMatch(/^psql was killed by SIGKILL after \d+ bytes of the dump of /);
 
     await restoreTarget(deps, input(), NO_DUMP);
     expect(snapshotDiff(first, await snapshot(target))).toEqual([]);
   });
 
-  it('a dump cut short (pg_dumpall killed) is a retry, never a restore that passes', async () => {
+  it('a dump cut short (pg_dump killed) is a retry, never a restore that passes', async () => {
     const first = await snapshot(target);
     const restoring = restoreTarget(deps, input(), NO_DUMP);
-    expect(await killWhileRunning(restoring, 'pg_dumpall', String(source.port))).toBe(true);
+    expect(await killWhileRunning(restoring, 'pg_dump', dbnameArg(SHOP_DB))).toBe(true);
     const err = await failureOf(restoring);
     expect(err).toBeInstanceOf(RestoreInterruptedError);
-    expect(err.message).toMatch(/^pg_dumpall was killed by SIGKILL after \d+ bytes of the dump/);
+    expect(err.message).toMatch(
+      /^pg_dump was killed by SIGKILL after \d+ bytes of the dump of database "shop"/,
+    );
     expect(err.message).not.toContain(source.password);
 
     await restoreTarget(deps, input(), NO_DUMP);
@@ -181,43 +185,64 @@ describe('strategy stream', () => {
     expect(err.nonRetryable).toBe(true);
     const [unexpected] = err.details as [string[], string[]];
     expect(unexpected).toEqual([
-      expect.stringMatching(/^psql:<stdin>:\d+: ERROR: {2}database "db" already exists/),
+      expect.stringMatching(
+        /^psql:<stdin>:\d+: ERROR: {2}database "db" already exists[^]*\n\(database "db"\)$/,
+      ),
     ]);
   });
 
-  it('reports the bytes pg_dumpall wrote as they stream, up to the whole dump', async () => {
+  it('streams the databases side by side, reporting the bytes as they flow', async () => {
     await resetTarget(target, { adminRole: platform.adminRole });
-    const seen: number[] = [];
+    const seen: StreamProgress[] = [];
+    let most = 0;
+    let running = true;
+    const watching = (async () => {
+      while (running) {
+        most = Math.max(most, (await findProcesses('pg_dump', String(source.port))).length);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
     const outcome = await streamAll(source, target, {
       adminRole: platform.adminRole,
       expected: platform.expectedRestoreErrors,
-      onProgress: (bytes) => seen.push(bytes),
-    });
+      skipDatabases: [CLOSED_DB],
+      lanes: 2,
+      onProgress: (p) => seen.push(p),
+    }).finally(() => (running = false));
+    await watching;
     expect(outcome.unexpected).toEqual([]);
-    expect(seen[0]).toBe(0);
-    expect(seen.at(-1)).toBe(outcome.bytes);
-    expect(seen.every((b, i) => i === 0 || b >= seen[i - 1])).toBe(true);
+    expect(outcome.databases).toBe(5);
+    expect(most).toBe(2);
+    expect(seen[0]).toMatchObject({ bytes: 0, databasesDone: 0, databasesTotal: 5 });
+    expect(seen.at(-1)).toMatchObject({ bytes: outcome.bytes, databasesDone: 5, databasesTotal: 5 });
+    expect(seen.every((p, i) => i === 0 || p.bytes >= seen[i - 1].bytes)).toBe(true);
   });
 
-  it('stops both programs when cancelled', async () => {
+  it('stops every program when cancelled', async () => {
     await resetTarget(target, { adminRole: platform.adminRole });
     const stop = new AbortController();
     const streaming = streamAll(source, target, {
       adminRole: platform.adminRole,
       expected: platform.expectedRestoreErrors,
+      skipDatabases: [CLOSED_DB],
       signal: stop.signal,
     });
-    const dumping = async () => findProcess('pg_dumpall', String(source.port));
+    const dumpingShop = async () => findProcess('pg_dump', dbnameArg(SHOP_DB));
     const deadline = Date.now() + 60_000;
-    while ((await dumping()) === undefined && Date.now() < deadline) {
+    while ((await dumpingShop()) === undefined && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
     }
     stop.abort(new Error('cancelled by the test'));
     expect((await failureOf(streaming)).message).toBe('cancelled by the test');
-    const running = async () => (await findProcess('psql', String(target.port))) ?? (await dumping());
-    while ((await running()) !== undefined && Date.now() < deadline) {
+    const left = async () =>
+      [
+        ...(await findProcesses('psql', String(target.port))),
+        ...(await findProcesses('pg_dump', String(source.port))),
+        ...(await findProcesses('pg_dumpall', String(source.port))),
+      ].length;
+    while ((await left()) > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(await running()).toBeUndefined();
+    expect(await left()).toBe(0);
   });
 });

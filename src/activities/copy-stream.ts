@@ -1,5 +1,5 @@
-// Copy strategy `stream`: the guide's `pg_dumpall | grep -v ... > dump.sql; psql -f dump.sql` as one pipe,
-// `pg_dumpall | filter | psql`, with no file (src/pg/stream.ts). The workflow's dump step has nothing to
+// Copy strategy `stream`: the guide's dump and restore with no file in between, the roles through the
+// password filter, the databases by `pg_dump | psql` side by side (src/pg/stream.ts). The workflow's dump step has nothing to
 // write; the restore step resets the target and streams the source into it, so a retry of that one step
 // (on any worker: there is no file to find) yields what a first attempt would.
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
@@ -7,7 +7,6 @@ import { type ActivityDeps, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
 import { carryProperties, prepareTarget } from './copy-common';
 import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
-import { totalDatabaseSize } from '../pg/inspect';
 import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
 import { streamAll } from '../pg/stream';
 
@@ -43,15 +42,21 @@ export async function restoreTargetStream(
     ]);
     const expected = expectedErrorsFor(platform, input.plan);
     await prepareTarget(scope, dst, platform.adminRole, freshTarget);
-    // Only for the status's percentage and ETA: the copy must not fail for want of it.
-    const sourceSizeBytes = await totalDatabaseSize(src).catch(() => undefined);
     const result = await streamAll(src, dst, {
       adminRole: platform.adminRole,
       expected,
+      skipDatabases: input.plan.accept?.skipDatabases ?? [],
+      lanes: input.plan.copy?.jobs,
       sessionSettings: BULK_LOAD_SETTINGS,
       signal: cancellationSignal(),
-      onProgress: (bytes) =>
-        scope.progress({ phase: 'streaming', bytesRead: bytes, totalBytes: sourceSizeBytes }),
+      onProgress: (p) =>
+        scope.progress({
+          phase: 'streaming',
+          bytesRead: p.bytes,
+          totalBytes: p.sourceSizeBytes,
+          databasesDone: p.databasesDone,
+          databasesTotal: p.databasesTotal,
+        }),
     });
     if (result.unexpected.length > 0) {
       throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);

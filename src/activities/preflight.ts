@@ -69,9 +69,10 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
   return withScope(platform, async (scope) => {
     const warnings: string[] = [];
     const problems: string[] = [];
-    // Strategy parallel also needs pg_restore: missing, it would fail inside the downtime.
+    // Strategies parallel and stream also need pg_dump (and pg_restore): missing, they would fail inside
+    // the downtime.
     const tools =
-      plan.method !== 'logical' && plan.copy?.strategy === 'parallel'
+      plan.method !== 'logical' && (plan.copy?.strategy === 'parallel' || plan.copy?.strategy === 'stream')
         ? await findParallelTools()
         : await findClientTools();
 

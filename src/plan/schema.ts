@@ -139,10 +139,10 @@ export const planSchema = z
           .default('guide')
           .describe(
             "method dump: guide — the guide's one pg_dumpall file, restored by psql (default: what the guide " +
-              "does, one file to audit); stream — the guide's commands piped, pg_dumpall into psql with no " +
-              'file (the fastest on few cores: the restore runs while the dump is taken); parallel — roles by ' +
-              'pg_dumpall --globals-only, then each database by pg_dump/pg_restore in parallel jobs (for many ' +
-              'cores and a source of several large tables)',
+              'does, one file to audit); stream — no file: the roles by pg_dumpall --globals-only, then each ' +
+              'database by pg_dump piped into psql, several databases at once (the fastest here: the restore ' +
+              'runs while the dump is taken); parallel — the same parts as files, each database by ' +
+              'pg_dump/pg_restore in parallel jobs (for many cores and a source of several large tables)',
           ),
         jobs: z
           .number()
@@ -150,7 +150,10 @@ export const planSchema = z
           .min(1)
           .max(64)
           .optional()
-          .describe("strategy parallel: jobs per database (default: from the worker's cores and the tables)"),
+          .describe(
+            "strategy parallel: jobs per database (default: from the worker's cores and the tables); " +
+              "strategy stream: databases copied at once (default: the worker's cores)",
+          ),
       })
       .strict()
       .default({ strategy: 'guide' })

@@ -7,6 +7,12 @@ import { readFile, readdir } from 'node:fs/promises';
  * group: pgshift starts each tool as a group leader, and the workers pg_restore forks share its command line.
  */
 export async function findProcess(program: string, needle: string): Promise<number | undefined> {
+  return (await findProcesses(program, needle))[0];
+}
+
+/** Every such process (group leaders only), as findProcess finds one. */
+export async function findProcesses(program: string, needle: string): Promise<number[]> {
+  const found: number[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
@@ -14,9 +20,9 @@ export async function findProcess(program: string, needle: string): Promise<numb
     if (!args[0]?.endsWith(`/${program}`) || !args.includes(needle)) continue;
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-    if (pgrp === Number(pid)) return pgrp;
+    if (pgrp === Number(pid)) found.push(pgrp);
   }
-  return undefined;
+  return found;
 }
 
 /** SIGKILL to one process (not its group); false when it is already gone. */
