@@ -6,14 +6,12 @@
 import { readFile, readdir, rm, stat, truncate, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApplicationFailure } from '@temporalio/common';
 import { removeDump } from '../src/activities/cleanup';
 import { dumpSource, restoreTarget } from '../src/activities/copy';
 import { parallelDumpDir } from '../src/activities/copy-parallel';
 import type { DumpResult, MigrationInput } from '../src/activities/contract';
 import type { ActivityDeps } from '../src/activities/deps';
 import { DumpMissingError, RestoreInterruptedError } from '../src/errors';
-import { validatePlan } from '../src/plan/load';
 import type { PlanInput } from '../src/plan/schema';
 import type { DatabaseConnection } from '../src/platform/platform';
 import type { LocalPlatform } from '../src/platform/local';
@@ -27,9 +25,10 @@ import { parsePgRestoreErrors } from '../src/pg/parallel/pg-restore-errors';
 import { classifyRestoreErrors, errorMessageText } from '../src/pg/restore-errors';
 import { compareServers } from '../src/pg/verify';
 import { startClusterPair } from './helpers/cluster-pair';
+import { copyInput, failureOf, passwordHashOf } from './helpers/copy-strategy';
 import { CLOSED_DB, ODD_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
-import { findProcess, tryKill } from './helpers/tool-processes';
+import { killWhileRunning } from './helpers/tool-processes';
 
 const ENV = 'parallel-copy';
 const MIGRATION = 'pgshift-parallel-copy-test';
@@ -44,38 +43,17 @@ let dump: DumpResult;
 let sourceSnapshot: Snapshot;
 
 function input(plan: Partial<PlanInput> = {}): MigrationInput {
-  return {
-    migrationId: MIGRATION,
-    plan: validatePlan({
-      platform: 'local',
-      source: { handle: 'source14', environment: ENV },
-      target: { handle: 'target17', version: '17' },
-      // Two jobs, though the fixture's tables are small (the worker's own choice would be one): the
-      // parallel paths of pg_dump and pg_restore must run.
-      copy: { strategy: 'parallel', jobs: 2 },
-      accept: { skipDatabases: [CLOSED_DB] },
-      ...plan,
-    }),
-  };
+  return copyInput(MIGRATION, ENV, {
+    // Two jobs, though the fixture's tables are small (the worker's own choice would be one): the
+    // parallel paths of pg_dump and pg_restore must run.
+    copy: { strategy: 'parallel', jobs: 2 },
+    accept: { skipDatabases: [CLOSED_DB] },
+    ...plan,
+  });
 }
 
 const snapshot = (t: DatabaseConnection) => snapshotServer(t, { adminRole: platform.adminRole });
-const adminPassword = (t: DatabaseConnection) =>
-  withClient(t, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [
-      platform.adminRole,
-    ]);
-    return rows[0].rolpassword as string;
-  });
-
-async function failureOf(promise: Promise<unknown>): Promise<Error & Partial<ApplicationFailure>> {
-  return promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (err: unknown) => err as Error & Partial<ApplicationFailure>,
-  );
-}
+const adminPassword = (t: DatabaseConnection) => passwordHashOf(t, platform.adminRole);
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'pgshift-parallel-'));
@@ -145,20 +123,8 @@ describe('strategy parallel', () => {
     const first = await snapshot(target);
     const shopDir = join(dump.path, databaseDirName(4, SHOP_DB));
     const restoring = restoreTarget(deps, input(), dump);
-    let settled = false;
-    void restoring.then(
-      () => (settled = true),
-      () => (settled = true),
-    );
     // The OOM killer's way: the leader only, by SIGKILL, while it restores the largest database.
-    let killed = false;
-    const deadline = Date.now() + 120_000;
-    while (!killed && !settled && Date.now() < deadline) {
-      const pid = await findProcess('pg_restore', shopDir);
-      if (pid) killed = tryKill(pid);
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(killed).toBe(true);
+    expect(await killWhileRunning(restoring, 'pg_restore', shopDir)).toBe(true);
     const err = await failureOf(restoring);
     expect(err).toBeInstanceOf(RestoreInterruptedError);
     expect(err.message).toMatch(/pg_restore was killed by SIGKILL while restoring database "shop"/);

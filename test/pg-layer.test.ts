@@ -414,15 +414,25 @@ describe('unexpected restore errors', () => {
     expect(await scalar(target, 'shop', 'SELECT count(*)::int FROM orders')).toBe(500);
   });
 
-  it('refuses, as DumpMissingError, a dump that is not the file the dump step wrote', async () => {
+  it('refuses, as DumpMissingError, a dump that is not the file the dump step wrote, stopping psql', async () => {
     // The check runs while psql reads: psql is stopped, and the workflow dumps anew into a reset target.
     await resetTarget(target, { adminRole: ADMIN });
-    const other = join(work, 'edited', 'dump.sql');
+    const other = join(work, 'not-the-dump', 'dump.sql');
+    await mkdir(dirname(other), { recursive: true });
+    await writeFile(other, `${await readFile(dumpPath, 'utf8')}\n-- not the file the dump step wrote\n`);
     const err = await restoreDump(target, other, { expected: EXPECTED, sha256: dumpSha }).catch(
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DumpMissingError);
     expect((err as Error).message).toMatch(/not the file the dump step wrote/);
+    // Hashing a few MB ends long before psql has restored shop's 150 000 rows: it was stopped part way.
+    const bigRows = async () => {
+      if (!(await listDatabases(target)).includes('shop')) return 0;
+      if (!(await scalar(target, 'shop', "SELECT count(*)::int FROM pg_class WHERE relname = 'big'")))
+        return 0;
+      return scalar<number>(target, 'shop', 'SELECT count(*)::int FROM big');
+    };
+    expect(await bigRows()).toBeLessThan(150000);
   });
 
   it('reports a source setting that PostgreSQL 17 no longer knows', async () => {

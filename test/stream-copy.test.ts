@@ -6,12 +6,10 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApplicationFailure } from '@temporalio/common';
 import { dumpSource, restoreTarget } from '../src/activities/copy';
 import type { MigrationInput } from '../src/activities/contract';
 import type { ActivityDeps } from '../src/activities/deps';
 import { RestoreInterruptedError } from '../src/errors';
-import { validatePlan } from '../src/plan/load';
 import type { PlanInput } from '../src/plan/schema';
 import type { DatabaseConnection } from '../src/platform/platform';
 import type { LocalPlatform } from '../src/platform/local';
@@ -22,9 +20,11 @@ import { type StreamProgress, streamAll } from '../src/pg/stream';
 import { dbnameArg } from '../src/pg/parallel/tools';
 import { compareServers } from '../src/pg/verify';
 import { startClusterPair } from './helpers/cluster-pair';
+import { waitUntil } from './helpers/migration-waits';
+import { copyInput, failureOf, passwordHashOf } from './helpers/copy-strategy';
 import { CLOSED_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
-import { findProcess, findProcesses, tryKill } from './helpers/tool-processes';
+import { findProcess, findProcesses, killWhileRunning } from './helpers/tool-processes';
 
 const ENV = 'stream-copy';
 /** What the dump step of strategy stream returns. */
@@ -40,56 +40,15 @@ let deps: ActivityDeps;
 let sourceSnapshot: Snapshot;
 
 function input(plan: Partial<PlanInput> = {}): MigrationInput {
-  return {
-    migrationId: MIGRATION,
-    plan: validatePlan({
-      platform: 'local',
-      source: { handle: 'source14', environment: ENV },
-      target: { handle: 'target17', version: '17' },
-      copy: { strategy: 'stream' },
-      accept: { skipDatabases: [CLOSED_DB] },
-      ...plan,
-    }),
-  };
+  return copyInput(MIGRATION, ENV, {
+    copy: { strategy: 'stream' },
+    accept: { skipDatabases: [CLOSED_DB] },
+    ...plan,
+  });
 }
 
 const snapshot = (t: DatabaseConnection) => snapshotServer(t, { adminRole: platform.adminRole });
-const adminPassword = (t: DatabaseConnection) =>
-  withClient(t, 'postgres', async (c) => {
-    const { rows } = await c.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [
-      platform.adminRole,
-    ]);
-    return rows[0].rolpassword as string;
-  });
-
-async function failureOf(promise: Promise<unknown>): Promise<Error & Partial<ApplicationFailure>> {
-  return promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (err: unknown) => err as Error & Partial<ApplicationFailure>,
-  );
-}
-
-/** Kills (SIGKILL, the leader only) the first `program` run with `needle` while `running` has not settled. */
-async function killWhileRunning(
-  running: Promise<unknown>,
-  program: string,
-  needle: string,
-): Promise<boolean> {
-  let settled = false;
-  void running.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  const deadline = Date.now() + 120_000;
-  while (!settled && Date.now() < deadline) {
-    const pid = await findProcess(program, needle);
-    if (pid && tryKill(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
-}
+const adminPassword = (t: DatabaseConnection) => passwordHashOf(t, platform.adminRole);
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'pgshift-stream-'));
@@ -216,6 +175,24 @@ describe('strategy stream', () => {
     expect(seen[0]).toMatchObject({ bytes: 0, databasesDone: 0, databasesTotal: 5 });
     expect(seen.at(-1)).toMatchObject({ bytes: outcome.bytes, databasesDone: 5, databasesTotal: 5 });
     expect(seen.every((p, i) => i === 0 || p.bytes >= seen[i - 1].bytes)).toBe(true);
+  });
+
+  it('a psql that cannot connect stops the dump at once and says why, with no password in it', async () => {
+    const wrong = { ...target, password: 'not-the-password-4711' };
+    const err = await failureOf(
+      streamAll(source, wrong, { adminRole: platform.adminRole, expected: platform.expectedRestoreErrors }),
+    );
+    expect(err).toBeInstanceOf(RestoreInterruptedError);
+    expect(err.message).toMatch(
+      new RegExp(`^psql cannot connect to \\S+ \\(database "${target.database}"\\): psql: error: `),
+    );
+    for (const secret of [wrong.password, target.password, source.password]) {
+      expect(err.message).not.toContain(secret);
+    }
+    await waitUntil(
+      'the dump to be stopped',
+      async () => (await findProcesses('pg_dumpall', String(source.port))).length === 0,
+    );
   });
 
   it('stops every program when cancelled', async () => {

@@ -93,8 +93,11 @@ export class WorkerProcess {
     return m;
   }
 
-  /** Starts a measurement: the kernel's peak is reset to the current RSS (clear_refs 5), and sampling starts. */
-  beginPeak(): void {
+  /**
+   * Starts a measurement: the kernel's peak is reset to the current RSS (clear_refs 5), and sampling starts.
+   * Returns that RSS: the idle worker's, as this run begins (MiB).
+   */
+  beginPeak(): number {
     const pid = this.pid!;
     try {
       writeFileSync(`/proc/${pid}/clear_refs`, '5');
@@ -107,6 +110,7 @@ export class WorkerProcess {
       const m = memoryOf(pid);
       if (m) this.sampledMiB = Math.max(this.sampledMiB, m.rssMiB);
     }, 100);
+    return this.sampledMiB;
   }
 
   /** The worker's peak RSS since beginPeak (MiB). */

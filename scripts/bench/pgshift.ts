@@ -35,6 +35,8 @@ export interface PgshiftRun {
   verifyStepSeconds?: number;
   downtimeSeconds?: number;
   peakRssMiB: number;
+  /** The worker's RSS as the run began (idle: no migration of its own running). */
+  startRssMiB: number;
   writer?: { written: number; missing: number };
   /** Every step that ran, "name seconds", in order. */
   steps?: string;
@@ -108,7 +110,7 @@ export async function runPgshift(
   const plan = planFor(source, target, method, strategy);
   const id = `bench-${target}-${randomBytes(3).toString('hex')}`;
   const writerBefore = method === 'logical' ? await startWriter(env, source) : undefined;
-  env.worker.beginPeak();
+  const startRssMiB = env.worker.beginPeak();
   let summary: MigrationSummary | undefined;
   let failure: unknown;
   const [, seconds] = await timed(async () => {
@@ -126,7 +128,7 @@ export async function runPgshift(
       .getHandle(id)
       .query(statusQuery)
       .catch(() => undefined));
-  const run: PgshiftRun = { seconds, peakRssMiB };
+  const run: PgshiftRun = { seconds, peakRssMiB, startRssMiB };
   if (failure) run.error = failureText(failure, status);
   const step = (name: string) => secondsOf(status?.steps.find((s) => s.name === name));
   run.steps = status?.steps

@@ -44,6 +44,8 @@ export interface Row {
   /** pgshift: the workflow's verify step. */
   verifyStepSeconds?: number;
   peakRssMiB?: number;
+  /** pgshift: the worker's RSS as the run began. */
+  startRssMiB?: number;
   writer?: { written: number; missing: number };
   /** pgshift: every step that ran, "name seconds", in order: where the time around the copy goes. */
   steps?: string;
@@ -102,6 +104,7 @@ const CSV_COLUMNS = [
   'verified',
   'verify_step_s',
   'peak_rss_mib',
+  'start_rss_mib',
   'writer_rows',
   'writer_missing',
   'load1',
@@ -133,6 +136,7 @@ export function writeCsv(path: string, rows: Row[]): void {
         quoted(r.verified ?? ''),
         num(r.verifyStepSeconds),
         num(r.peakRssMiB, 1),
+        num(r.startRssMiB, 1),
         r.writer ? String(r.writer.written) : '',
         r.writer ? String(r.writer.missing) : '',
         num(r.load1, 2),

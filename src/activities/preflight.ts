@@ -69,10 +69,9 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
   return withScope(platform, async (scope) => {
     const warnings: string[] = [];
     const problems: string[] = [];
-    // Strategies parallel and stream also need pg_dump (and pg_restore): missing, they would fail inside
-    // the downtime.
+    // Strategy parallel also needs pg_restore: missing, it would fail inside the downtime.
     const tools =
-      plan.method !== 'logical' && (plan.copy?.strategy === 'parallel' || plan.copy?.strategy === 'stream')
+      plan.method !== 'logical' && plan.copy?.strategy === 'parallel'
         ? await findParallelTools()
         : await findClientTools();
 
@@ -111,8 +110,10 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     await mkdir(deps.workDir, { recursive: true, mode: 0o700 });
     const fs = await statfs(deps.workDir);
     const freeDiskBytes = fs.bavail * fs.bsize;
-    // Method logical writes only the schema to this disk: the rows go from server to server.
-    if (plan.method !== 'logical' && freeDiskBytes < sourceSizeBytes) {
+    // Method logical writes only the schema to this disk, copy strategy stream nothing: the rows go from
+    // server to server.
+    const writesDump = plan.method !== 'logical' && plan.copy?.strategy !== 'stream';
+    if (writesDump && freeDiskBytes < sourceSizeBytes) {
       problems.push(
         `the dump goes to ${deps.workDir}, which has ${freeDiskBytes} bytes free, less than the source's ${sourceSizeBytes} bytes; ` +
           'free space there, or run the worker with PGSHIFT_WORK_DIR on a larger disk',

@@ -276,9 +276,9 @@ async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
 }
 
 /** The sha256 of a file, streamed: dumps can be far larger than memory. */
-export async function fileSha256(path: string): Promise<string> {
+export async function fileSha256(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   // Large reads: the default 64 KiB makes the stream's own overhead a third of the hash's cost.
-  await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash);
+  await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash, { signal });
   return hash.digest('hex');
 }

@@ -98,25 +98,47 @@ export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise
 }
 
 /**
- * Whether the target holds only what the platform created it with, as far as one look can tell: no database
- * but template0, template1, `postgres` and the platform's own, no role but the kept ones. For a target the
- * migration created moments ago and nothing has restored into yet (the workflow says so), this check stands
- * in for resetTarget, which costs half a second inside the downtime; anything unexpected, and the caller
- * resets after all.
+ * Whether the target holds only what a fresh server holds: no database but template0, template1, `postgres`
+ * and the platform's own; no role but the kept ones; no per-database or per-role settings; and in each of
+ * those databases no object of a user's (every catalog row a restore makes has an oid past the bootstrap
+ * range). For a target the migration created moments ago and nothing has restored into yet (the workflow
+ * says so), this check stands in for resetTarget, which costs half a second inside the downtime; anything
+ * else (an earlier restore the workflow forgot after a reset of its history, objects a platform adds), and
+ * the caller resets after all, so a first restore and a retry start from the same place.
  */
 export async function isPristine(target: PgTarget, opts: ResetOptions): Promise<boolean> {
-  const keepDatabases = ['template0', 'template1', 'postgres', target.database];
+  const keepDatabases = ['template1', 'postgres', target.database];
   const keepRoles = [opts.adminRole, 'postgres', ...(opts.keepRoles ?? [])];
-  return withClient(target, target.database, async (client) => {
+  const serverWide = await withClient(target, target.database, async (client) => {
     const { rows } = await client.query<{ extra: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname <> ALL($1::text[]))
            OR EXISTS (SELECT 1 FROM pg_roles
-                       WHERE rolname !~ '^pg_' AND oid <> 10 AND rolname <> ALL($2::text[])) AS extra`,
-      [keepDatabases, keepRoles],
+                       WHERE rolname !~ '^pg_' AND oid <> 10 AND rolname <> ALL($2::text[]))
+           OR EXISTS (SELECT 1 FROM pg_db_role_setting) AS extra`,
+      [['template0', ...keepDatabases], keepRoles],
     );
     return !rows[0].extra;
   });
+  if (!serverWide) return false;
+  for (const db of new Set(keepDatabases)) {
+    const empty = await withClient(target, db, async (client) => {
+      const { rows } = await client.query<{ extra: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid >= ${FIRST_NORMAL_OID})
+             OR EXISTS (SELECT 1 FROM pg_namespace WHERE oid >= ${FIRST_NORMAL_OID})
+             OR EXISTS (SELECT 1 FROM pg_proc WHERE oid >= ${FIRST_NORMAL_OID})
+             OR EXISTS (SELECT 1 FROM pg_type WHERE oid >= ${FIRST_NORMAL_OID})
+             OR EXISTS (SELECT 1 FROM pg_extension WHERE oid >= ${FIRST_NORMAL_OID})
+             OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) AS extra`,
+      );
+      return !rows[0].extra;
+    });
+    if (!empty) return false;
+  }
+  return true;
 }
+
+/** FirstNormalObjectId: oids below it are initdb's own. */
+const FIRST_NORMAL_OID = 16384;
 
 async function serverMajor(client: Client): Promise<number> {
   const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);

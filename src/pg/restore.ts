@@ -79,9 +79,14 @@ export async function restoreDump(
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   // The dump is checked while psql reads it, not before: hashing first put seconds per GB on the copy (and
   // on the downtime). A file that is not the one the dump step wrote (another worker's, or damaged) stops
-  // psql; whatever it ran is undone by the reset that precedes the next restore.
-  const changed = opts.sha256 ? dumpChanged(path, opts.sha256) : Promise.resolve(false);
-  void changed.then((yes) => yes && killGroup(child.pid));
+  // psql, and the workflow dumps again into a reset target. What psql ran of it went to the target only,
+  // a server this migration made and that nothing uses yet.
+  const hashing = new AbortController();
+  const changed = opts.sha256 ? dumpChanged(path, opts.sha256, hashing.signal) : Promise.resolve(false);
+  void changed.then((yes) => {
+    // Never a group whose leader has gone: its id may be another's by now.
+    if (yes && child.exitCode === null && child.signalCode === null) killGroup(child.pid);
+  });
   let lastRead: number | undefined;
   const timer = opts.onProgress
     ? setInterval(() => {
@@ -105,10 +110,11 @@ export async function restoreDump(
       );
     }
     const at = lastRead !== undefined ? ` after reading ${lastRead} of ${size} bytes of the dump` : '';
-    const classified = judgePsql(target, { exit, stderr, truncated }, opts.expected, at);
+    const classified = judgePsql(target, { exit, stderr, truncated }, opts.expected, { at });
     opts.onProgress?.({ bytesRead: size, totalBytes: size });
     return classified;
   } finally {
+    hashing.abort();
     if (timer) clearInterval(timer);
     opts.signal?.removeEventListener('abort', onAbort);
   }
@@ -130,7 +136,7 @@ export function judgePsql(
   target: PgTarget,
   run: PsqlRun,
   expected: readonly string[],
-  at = '',
+  { at = '', database = target.database }: { at?: string; database?: string } = {},
 ): ClassifiedErrors {
   const errors = parsePsqlErrors(run.stderr).map((e) => redactFor(target, e));
   // `psql: error: ...` without a file position means the first connection failed: nothing ran. The reset
@@ -139,7 +145,7 @@ export function judgePsql(
     throw new RestoreInterruptedError(
       redactFor(
         target,
-        `psql cannot connect to ${target.host}:${target.port} (database "${target.database}"): ` +
+        `psql cannot connect to ${target.host}:${target.port} (database ${JSON.stringify(database)}): ` +
           `${run.stderr.trim()}\nThe restore is retried.`,
       ),
     );
@@ -154,7 +160,7 @@ export function judgePsql(
   const dropped = errors.filter(isConnectionFailure);
   if (dropped.length > 0) {
     throw new RestoreInterruptedError(
-      `psql lost its connection to the target part way through the dump:\n${dropped.join('\n')}\n` +
+      `psql lost its connection to the target${at || ' part way through the dump'}:\n${dropped.join('\n')}\n` +
         'The restore is retried from a reset target; if it keeps happening, check the network to the ' +
         "target and the target server's log (a server that crashes on a statement also drops the connection).",
     );
@@ -171,8 +177,8 @@ export function judgePsql(
 }
 
 /** Whether the file's sha256 is not `sha256`; a file that cannot be read counts as changed. */
-function dumpChanged(path: string, sha256: string): Promise<boolean> {
-  return fileSha256(path).then(
+function dumpChanged(path: string, sha256: string, signal: AbortSignal): Promise<boolean> {
+  return fileSha256(path, signal).then(
     (actual) => actual !== sha256,
     () => true,
   );

@@ -13,7 +13,8 @@ import { type PgTarget, libpqArgs, libpqEnv, redactFor } from './connection';
 import { DumpFilterError, createPasswordFilter } from './password-filter';
 import { pgOptions } from './parallel/restore';
 import { type SourceDatabase, sourceDatabases } from './parallel/source-databases';
-import { dbnameArg, findParallelTools } from './parallel/tools';
+import { dbnameArg } from './parallel/tools';
+import { findClientTools } from './client-tools';
 import { abortReason, describeExit, killGroup, startProgram } from './process';
 import { judgePsql } from './restore';
 import type { ClassifiedErrors } from './restore-errors';
@@ -65,8 +66,8 @@ export async function streamAll(
   target: PgTarget,
   opts: StreamOptions,
 ): Promise<StreamOutcome> {
-  const tools = await findParallelTools();
-  const databases = await sourceDatabases(source, opts.skipDatabases ?? []);
+  const tools = await findClientTools();
+  const databases = await sourceDatabases(source, opts.skipDatabases ?? [], { countLargeTables: false });
   opts.signal?.throwIfAborted();
   const sourceSizeBytes = databases.reduce((sum, db) => sum + db.bytes, 0);
   const psqlEnv = {
@@ -242,8 +243,18 @@ async function runPipe(
     const piped = filter
       ? pipeline(dump.child.stdout!, count, filter, psql.child.stdin!)
       : pipeline(dump.child.stdout!, count, psql.child.stdin!);
-    // A refused dump, or a psql gone: neither program may be left blocked on a pipe nobody serves.
-    piped.catch(killBoth);
+    // A refused dump, or a psql gone: neither program may be left blocked on a pipe nobody serves. A psql
+    // that ends before its input did (it could not connect, say) stops the dump at once, rather than when
+    // the dump next writes: it may be reading a large catalog, or waiting on a lock.
+    let flowed = false;
+    piped.then(
+      () => (flowed = true),
+      () => killBoth(),
+    );
+    void psql.exited.then(
+      () => !flowed && killGroup(dump.child.pid),
+      () => killGroup(dump.child.pid),
+    );
     const [flow, dumpExit, psqlExit] = await Promise.allSettled([piped, dump.exited, psql.exited]);
     if (signal?.aborted) throw abortReason(signal);
     if (flow.status === 'rejected' && flow.reason instanceof DumpFilterError) throw flow.reason;
@@ -254,10 +265,15 @@ async function runPipe(
       throw new Error(redactFor(source, `cannot run ${pipe.program}: ${errorText(dumpExit.reason)}`));
     }
     const at = ` after ${pipe.counter.bytes} bytes of the dump of ${pipe.what}`;
-    // psql first: when it failed, the dump program only died of the pipe it closed.
-    const judged = judgePsql(target, { exit: psqlExit.value, ...psqlErr() }, expected, at);
+    // psql first: when it failed, the dump program only died of the pipe it closed, and psql's own errors
+    // (a refused \connect, say) are the story, not a broken pipe to retry.
+    const judged = judgePsql(target, { exit: psqlExit.value, ...psqlErr() }, expected, {
+      at,
+      database: pipe.psqlDatabase,
+    });
     const dumped = dumpExit.value;
-    if (dumped.code !== 0 || dumped.signal) {
+    const psqlFailed = psqlExit.value.code !== 0 && judged.unexpected.length > 0;
+    if ((dumped.code !== 0 || dumped.signal) && !psqlFailed) {
       throw new RestoreInterruptedError(
         redactFor(
           source,
@@ -266,7 +282,7 @@ async function runPipe(
         ),
       );
     }
-    if (flow.status === 'rejected') {
+    if (flow.status === 'rejected' && !psqlFailed) {
       throw new RestoreInterruptedError(
         `the stream from ${name} to psql broke${at}: ${errorText(flow.reason)}; the copy is retried from a ` +
           'reset target',

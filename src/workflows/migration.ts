@@ -262,7 +262,7 @@ export async function migrationWorkflow(
       },
       ({ ws, dump }) =>
         dump.streamed
-          ? `nothing to write (copy.strategy stream): the restore step pipes pg_dumpall into psql, on ${ws.host}`
+          ? `nothing to write (copy.strategy stream): the restore step streams the source into the target, on ${ws.host}`
           : `${dump.bytes} bytes, ${dump.droppedStatements} password statement(s) removed, on ${ws.host}`,
     );
     status.dumpBytes = made.dump.bytes;
@@ -463,7 +463,7 @@ export async function migrationWorkflow(
 
     const restoreDetail = (r: RestoreResult) =>
       (r.streamed
-        ? `${r.streamed.bytes} bytes streamed from pg_dumpall, ${r.streamed.droppedStatements} password ` +
+        ? `${r.streamed.bytes} bytes streamed, ${r.streamed.droppedStatements} password ` +
           'statement(s) removed, '
         : '') + `${r.expectedErrors.length} expected error(s)`;
     // The dump exists only on the worker that made it, which may go away (or lose the file) before the

@@ -34,3 +34,23 @@ export function tryKill(pid: number): boolean {
     return false;
   }
 }
+
+/** Kills (SIGKILL, the leader only) the first `program` run with `needle` while `running` has not settled. */
+export async function killWhileRunning(
+  running: Promise<unknown>,
+  program: string,
+  needle: string,
+): Promise<boolean> {
+  let settled = false;
+  void running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const deadline = Date.now() + 120_000;
+  while (!settled && Date.now() < deadline) {
+    const pid = await findProcess(program, needle);
+    if (pid && tryKill(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}

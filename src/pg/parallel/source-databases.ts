@@ -19,7 +19,11 @@ export interface SourceDatabase {
  * The databases pg_dumpall would dump, in its order: every one that allows connections and is not invalid
  * (an interrupted DROP DATABASE), template1 first, then by name; less those the plan accepts to leave out.
  */
-export async function sourceDatabases(source: PgTarget, skip: readonly string[]): Promise<SourceDatabase[]> {
+export async function sourceDatabases(
+  source: PgTarget,
+  skip: readonly string[],
+  { countLargeTables = true }: { countLargeTables?: boolean } = {},
+): Promise<SourceDatabase[]> {
   const listed = await withClient(source, source.database, async (c) => {
     const { rows } = await c.query<{ name: string; bytes: string }>(
       `SELECT datname AS name, pg_database_size(oid)::text AS bytes FROM pg_database
@@ -27,6 +31,9 @@ export async function sourceDatabases(source: PgTarget, skip: readonly string[])
     );
     return rows.filter((r) => !skip.includes(r.name));
   });
+  // Counting opens a connection per database: only the parallel strategy's job count needs it.
+  if (!countLargeTables)
+    return listed.map((db) => ({ name: db.name, bytes: Number(db.bytes), largeTables: 0 }));
   const out: SourceDatabase[] = [];
   for (const db of listed) {
     const largeTables = await withClient(source, db.name, async (c) => {
