@@ -13,7 +13,7 @@ import { RestoreInterruptedError } from '../src/errors';
 import type { PlanInput } from '../src/plan/schema';
 import type { DatabaseConnection } from '../src/platform/platform';
 import type { LocalPlatform } from '../src/platform/local';
-import { withClient } from '../src/pg/connection';
+import { openClient, withClient } from '../src/pg/connection';
 import { resetTarget } from '../src/pg/reset';
 import { errorMessageText } from '../src/pg/restore-errors';
 import { type StreamProgress, streamAll } from '../src/pg/stream';
@@ -177,7 +177,43 @@ describe('strategy stream', () => {
     expect(seen.every((p, i) => i === 0 || p.bytes >= seen[i - 1].bytes)).toBe(true);
   });
 
-  it('a psql that cannot connect stops the dump at once and says why, with no password in it', async () => {
+  it('a psql that ends early stops its pg_dump at once, even one waiting on a lock', async () => {
+    await resetTarget(target, { adminRole: platform.adminRole });
+    // pg_dump locks every table it dumps: held here, shop's pg_dump waits until the lock goes.
+    const holder = await openClient(source, SHOP_DB);
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE sales.orders IN ACCESS EXCLUSIVE MODE');
+      const streaming = failureOf(
+        streamAll(source, target, {
+          adminRole: platform.adminRole,
+          expected: platform.expectedRestoreErrors,
+          skipDatabases: [CLOSED_DB],
+          lanes: 1, // the largest database first, alone: the psql running is shop's
+        }),
+      );
+      await waitUntil('shop’s pg_dump waiting on the lock', () => findProcess('pg_dump', dbnameArg(SHOP_DB)));
+      const psql = await waitUntil('shop’s psql', () => findProcess('psql', String(target.port)));
+      process.kill(psql, 'SIGKILL');
+      // With the lock still held: the stream must not wait for the pg_dump it no longer needs.
+      const err = await Promise.race([
+        streaming,
+        new Promise<Error>((resolve) =>
+          setTimeout(() => resolve(new Error('still waiting on pg_dump after 2 minutes')), 120_000),
+        ),
+      ]);
+      expect(err).toBeInstanceOf(RestoreInterruptedError);
+      expect(err.message).toMatch(
+        /^psql was killed by SIGKILL after \d+ bytes of the dump of database "shop"/,
+      );
+      expect(await findProcesses('pg_dump', String(source.port))).toEqual([]);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+
+  it('a psql that cannot connect says why, with no password in it', async () => {
     const wrong = { ...target, password: 'not-the-password-4711' };
     const err = await failureOf(
       streamAll(source, wrong, { adminRole: platform.adminRole, expected: platform.expectedRestoreErrors }),

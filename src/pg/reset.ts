@@ -109,33 +109,33 @@ export async function resetTarget(target: PgTarget, opts: ResetOptions): Promise
 export async function isPristine(target: PgTarget, opts: ResetOptions): Promise<boolean> {
   const keepDatabases = ['template1', 'postgres', target.database];
   const keepRoles = [opts.adminRole, 'postgres', ...(opts.keepRoles ?? [])];
-  const serverWide = await withClient(target, target.database, async (client) => {
+  const serverWide = withClient(target, target.database, async (client) => {
     const { rows } = await client.query<{ extra: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname <> ALL($1::text[]))
            OR EXISTS (SELECT 1 FROM pg_roles
                        WHERE rolname !~ '^pg_' AND oid <> 10 AND rolname <> ALL($2::text[]))
-           OR EXISTS (SELECT 1 FROM pg_db_role_setting) AS extra`,
+           OR EXISTS (SELECT 1 FROM pg_db_role_setting)
+           OR EXISTS (SELECT 1 FROM pg_tablespace WHERE oid >= ${FIRST_NORMAL_OID}) AS extra`,
       [['template0', ...keepDatabases], keepRoles],
     );
     return !rows[0].extra;
   });
-  if (!serverWide) return false;
-  for (const db of new Set(keepDatabases)) {
-    const empty = await withClient(target, db, async (client) => {
+  const inside = [...new Set(keepDatabases)].map((db) =>
+    withClient(target, db, async (client) => {
       const { rows } = await client.query<{ extra: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid >= ${FIRST_NORMAL_OID})
-             OR EXISTS (SELECT 1 FROM pg_namespace WHERE oid >= ${FIRST_NORMAL_OID})
-             OR EXISTS (SELECT 1 FROM pg_proc WHERE oid >= ${FIRST_NORMAL_OID})
-             OR EXISTS (SELECT 1 FROM pg_type WHERE oid >= ${FIRST_NORMAL_OID})
-             OR EXISTS (SELECT 1 FROM pg_extension WHERE oid >= ${FIRST_NORMAL_OID})
+        `SELECT ${USER_CATALOGS.map((c) => `EXISTS (SELECT 1 FROM ${c} WHERE oid >= ${FIRST_NORMAL_OID})`).join(' OR ')}
              OR EXISTS (SELECT 1 FROM pg_largeobject_metadata) AS extra`,
       );
       return !rows[0].extra;
-    });
-    if (!empty) return false;
-  }
-  return true;
+    }),
+  );
+  // A database missing or closed to connections is no fresh server's: reset, as a retry would.
+  const answers = await Promise.allSettled([serverWide, ...inside]);
+  return answers.every((a) => a.status === 'fulfilled' && a.value);
 }
+
+/** Where a restore leaves rows of its own in a database, before any table or data. */
+const USER_CATALOGS = ['pg_namespace', 'pg_class', 'pg_type', 'pg_proc', 'pg_collation', 'pg_extension'];
 
 /** FirstNormalObjectId: oids below it are initdb's own. */
 const FIRST_NORMAL_OID = 16384;

@@ -5,6 +5,7 @@
 // psql starts on the first byte instead of after the last, and while one database builds its indexes the
 // next one's rows flow: on two cores this copies in about 0.6 × the time of the guide's one pipe. A retry
 // starts again from a reset target (the caller's job) and reads the source anew: the services are down.
+import type { ChildProcess } from 'node:child_process';
 import { availableParallelism, tmpdir } from 'node:os';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -224,9 +225,13 @@ async function runPipe(
     env: libpqEnv(source),
     stdout: 'pipe',
   });
+  // Never a group whose leader has been reaped: its id may be another's by now.
+  const stop = (child: ChildProcess) => {
+    if (child.exitCode === null && child.signalCode === null) killGroup(child.pid);
+  };
   const killBoth = () => {
-    killGroup(dump.child.pid);
-    killGroup(psql.child.pid);
+    stop(dump.child);
+    stop(psql.child);
   };
   const psqlErr = collect(psql.child.stderr!, PSQL_STDERR_LIMIT);
   const dumpErr = collect(dump.child.stderr!, DUMP_STDERR_LIMIT);
@@ -245,15 +250,16 @@ async function runPipe(
       : pipeline(dump.child.stdout!, count, psql.child.stdin!);
     // A refused dump, or a psql gone: neither program may be left blocked on a pipe nobody serves. A psql
     // that ends before its input did (it could not connect, say) stops the dump at once, rather than when
-    // the dump next writes: it may be reading a large catalog, or waiting on a lock.
+    // the dump next writes: it may be reading a large catalog, or waiting on a lock. (Node ends the pipe
+    // when psql exits, which fails the pipeline too; the exit is watched here so as not to rely on it.)
     let flowed = false;
     piped.then(
       () => (flowed = true),
       () => killBoth(),
     );
     void psql.exited.then(
-      () => !flowed && killGroup(dump.child.pid),
-      () => killGroup(dump.child.pid),
+      () => !flowed && stop(dump.child),
+      () => stop(dump.child),
     );
     const [flow, dumpExit, psqlExit] = await Promise.allSettled([piped, dump.exited, psql.exited]);
     if (signal?.aborted) throw abortReason(signal);
