@@ -11,6 +11,7 @@ import type { ActivityDeps } from '../src/activities/deps';
 import { preflight } from '../src/activities/preflight';
 import { PreflightError } from '../src/errors';
 import { validatePlan } from '../src/plan/load';
+import { findClientTools } from '../src/pg/client-tools';
 import type { PlanInput } from '../src/plan/schema';
 import type { DatabaseConnection } from '../src/platform/platform';
 import type { LocalPlatform } from '../src/platform/local';
@@ -155,6 +156,22 @@ afterAll(async () => {
   await target?.close();
   await platform?.destroy();
   for (const dir of [work, tablespaceDir]) if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('preflight on a target older than the client tools', () => {
+  it("refuses it before anything is made: the dump would carry syntax the target's version rejects", async () => {
+    const { version } = await findClientTools();
+    const message = await preflightError({ target: { handle: 'target14', version: '14' } });
+    if (version > 14) {
+      expect(message).toContain(
+        `target.version 14 is older than the client tools (pg_dumpall ${version}), whose dump PostgreSQL 14 ` +
+          `does not accept; set PGSHIFT_PG_BIN to client tools of version 14, or choose target.version ${version} or later`,
+      );
+    } else {
+      expect(message).not.toContain('older than the client tools');
+    }
+    expect(await platform.getDatabase('target14', ENV)).toBeUndefined();
+  });
 });
 
 describe('preflight on a source pg_dumpall cannot fully carry', () => {

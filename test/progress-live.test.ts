@@ -104,19 +104,27 @@ test('the status shows the dump growing while it runs, with its share of the sou
       `CREATE TABLE second_held AS SELECT g AS id, repeat('y', 100) AS pad FROM generate_series(1, 20000) g`,
     ),
   );
-  const releaseFirst = await holdLock(conn, conn.database, 'first_held');
-  const releaseSecond = await holdLock(conn, 'zz_second', 'second_held');
-
-  // Same major version: the schema test is skipped (its own pg_dump would wait for the locks too).
+  // The locks must hold the dump, not the schema test's own pg_dumpall before it: they are taken while the
+  // workflow waits for its window, after the schema test and before the downtime.
+  const windowStart = new Date(Date.now() + 90_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const plan = validatePlan({
     platform: 'local',
     source: { handle, environment: ENV },
-    target: { handle: 'prog-dst14', version: '14' },
-    cutover: { confirm: true, timeout: '10m', onTimeout: 'abort' },
+    target: { handle: 'prog-dst17', version: '17' },
+    cutover: { confirm: true, timeout: '10m', onTimeout: 'abort', window: { start: windowStart } },
   });
   const id = uniqueWorkflowId('progress');
   await startMigration(client, plan, { id, taskQueue: worker.worker.options.taskQueue });
+  let releaseFirst = async () => undefined as void;
+  let releaseSecond = async () => undefined as void;
   try {
+    await waitForView(id, 'the wait for the window', 600_000, (v) => v.status?.currentStep === 'awaitWindow');
+    releaseFirst = await holdLock(conn, conn.database, 'first_held');
+    releaseSecond = await holdLock(conn, 'zz_second', 'second_held');
+    const waiting = await fetchStatus(client, id);
+    // Too slow a machine to reach the window in 90 s would let the dump run unheld: say so, not something odd.
+    expect(waiting.status?.currentStep).toBe('awaitWindow');
+
     const before = await waitForView(
       id,
       'the dump held by the first lock',
@@ -139,9 +147,14 @@ test('the status shows the dump growing while it runs, with its share of the sou
     // Both updates came while the step ran, and the rate and ETA follow from them.
     expect(after.status?.steps.find((s) => s.name === 'dump')?.state).toBe('running');
     expect(formatStatus(after)).toMatch(/dumping \d+% — .* of ~.*\/s, ETA /);
+
+    // Ended at the cutover gate, where no activity runs: the terminate below leaves none to finish orphaned
+    // (its completion would find no workflow, and the worker would say so on every run).
+    await releaseSecond();
+    await waitForView(id, 'the cutover gate', 600_000, (v) => v.status?.cutover.waiting === true);
   } finally {
     await releaseFirst().catch(() => undefined);
-    await releaseSecond();
+    await releaseSecond().catch(() => undefined);
     await client.workflow
       .getHandle(id)
       .terminate('test over')

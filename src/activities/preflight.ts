@@ -86,6 +86,15 @@ export async function preflight(deps: ActivityDeps, input: MigrationInput): Prom
     assertCanDump(tools.version, sourceVersion);
 
     const targetVersion = Number(plan.target.version);
+    // pg_dump writes for its own version and later: PostgreSQL 14 rejects what pg_dump 15 writes for every
+    // database (CREATE DATABASE ... LOCALE_PROVIDER), and only inside the downtime would that show.
+    if (targetVersion < tools.version) {
+      problems.push(
+        `target.version ${targetVersion} is older than the client tools (pg_dumpall ${tools.version}), whose dump ` +
+          `PostgreSQL ${targetVersion} does not accept; set PGSHIFT_PG_BIN to client tools of version ` +
+          `${Math.max(sourceVersion, targetVersion)}, or choose target.version ${tools.version} or later`,
+      );
+    }
     if (targetVersion < sourceVersion) {
       problems.push(
         `target.version ${targetVersion} is older than the source (${sourceVersion}); dump and restore only moves to the same or a newer major version`,
