@@ -3,8 +3,7 @@
 // strategy yields (judged by the independent snapshot and by the verification), and the strategy must keep
 // every promise of the guide's: admin password kept, only expected errors, a retry from a reset target, a
 // dump found missing rather than restored from the wrong place.
-import { readFile, readdir, rm, stat, truncate, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { removeDump } from '../src/activities/cleanup';
 import { dumpSource, restoreTarget } from '../src/activities/copy';
@@ -24,9 +23,14 @@ import { resetTarget } from '../src/pg/reset';
 import { parsePgRestoreErrors } from '../src/pg/parallel/pg-restore-errors';
 import { classifyRestoreErrors, errorMessageText } from '../src/pg/restore-errors';
 import { compareServers } from '../src/pg/verify';
-import { startClusterPair } from './helpers/cluster-pair';
-import { copyInput, failureOf, passwordHashOf } from './helpers/copy-strategy';
-import { CLOSED_DB, ODD_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
+import {
+  type RichCopyPair,
+  copyInput,
+  failureOf,
+  passwordHashOf,
+  startRichCopyPair,
+} from './helpers/copy-strategy';
+import { CLOSED_DB, ODD_DB, SHOP_DB } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
 import { killWhileRunning } from './helpers/tool-processes';
 
@@ -55,22 +59,14 @@ function input(plan: Partial<PlanInput> = {}): MigrationInput {
 const snapshot = (t: DatabaseConnection) => snapshotServer(t, { adminRole: platform.adminRole });
 const adminPassword = (t: DatabaseConnection) => passwordHashOf(t, platform.adminRole);
 
+let pair: RichCopyPair;
+
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'pgshift-parallel-'));
-  work = join(home, 'work');
-  ({ platform, source, target } = await startClusterPair(home, { environment: ENV, createdBy: MIGRATION }));
-  deps = { platformFor: () => platform, workDir: work };
-  await loadRichSource(source, platform.adminRole);
-  sourceSnapshot = await snapshot(source);
-  delete sourceSnapshot[`database ${CLOSED_DB}`];
+  pair = await startRichCopyPair(ENV, MIGRATION);
+  ({ home, work, platform, source, target, deps, sourceSnapshot } = pair);
 });
 
-afterAll(async () => {
-  await source?.close();
-  await target?.close();
-  await platform?.destroy();
-  await rm(home, { recursive: true, force: true });
-});
+afterAll(() => pair?.close());
 
 describe('strategy parallel', () => {
   it("dumps the roles through the filter and each database pg_dumpall would, under names of pgshift's own", async () => {

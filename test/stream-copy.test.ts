@@ -3,9 +3,7 @@
 // database by pg_dump piped into psql, side by side, with no file, must yield what the guide's file yields
 // (judged by the independent snapshot and by the verification), keep the admin password, allow only the
 // expected errors, and never take a dump cut short for a whole one.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { dumpSource, restoreTarget } from '../src/activities/copy';
 import type { MigrationInput } from '../src/activities/contract';
 import type { ActivityDeps } from '../src/activities/deps';
@@ -19,10 +17,15 @@ import { errorMessageText } from '../src/pg/restore-errors';
 import { type StreamProgress, streamAll } from '../src/pg/stream';
 import { dbnameArg } from '../src/pg/parallel/tools';
 import { compareServers } from '../src/pg/verify';
-import { startClusterPair } from './helpers/cluster-pair';
 import { waitUntil } from './helpers/migration-waits';
-import { copyInput, failureOf, passwordHashOf } from './helpers/copy-strategy';
-import { CLOSED_DB, SHOP_DB, loadRichSource } from './helpers/rich-source';
+import {
+  type RichCopyPair,
+  copyInput,
+  failureOf,
+  passwordHashOf,
+  startRichCopyPair,
+} from './helpers/copy-strategy';
+import { CLOSED_DB, SHOP_DB } from './helpers/rich-source';
 import { type Snapshot, snapshotDiff, snapshotServer } from './helpers/server-snapshot';
 import { findProcess, findProcesses, killWhileRunning } from './helpers/tool-processes';
 
@@ -31,7 +34,6 @@ const ENV = 'stream-copy';
 const NO_DUMP = { path: '', bytes: 0, sha256: '', droppedStatements: 0, streamed: true };
 const MIGRATION = 'pgshift-stream-copy-test';
 
-let home: string;
 let work: string;
 let platform: LocalPlatform;
 let source: DatabaseConnection;
@@ -50,22 +52,14 @@ function input(plan: Partial<PlanInput> = {}): MigrationInput {
 const snapshot = (t: DatabaseConnection) => snapshotServer(t, { adminRole: platform.adminRole });
 const adminPassword = (t: DatabaseConnection) => passwordHashOf(t, platform.adminRole);
 
+let pair: RichCopyPair;
+
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'pgshift-stream-'));
-  work = join(home, 'work');
-  ({ platform, source, target } = await startClusterPair(home, { environment: ENV, createdBy: MIGRATION }));
-  deps = { platformFor: () => platform, workDir: work };
-  await loadRichSource(source, platform.adminRole);
-  sourceSnapshot = await snapshot(source);
-  delete sourceSnapshot[`database ${CLOSED_DB}`];
+  pair = await startRichCopyPair(ENV, MIGRATION);
+  ({ work, platform, source, target, deps, sourceSnapshot } = pair);
 });
 
-afterAll(async () => {
-  await source?.close();
-  await target?.close();
-  await platform?.destroy();
-  await rm(home, { recursive: true, force: true });
-});
+afterAll(() => pair?.close());
 
 describe('strategy stream', () => {
   it('dumps nothing ahead and restores a target the snapshot cannot tell from the source', async () => {
