@@ -1,18 +1,46 @@
 import type { MigrationInput } from './contract';
 import type { ActivityScope } from './scope';
-import { unexpectedRestoreErrors } from './expected-errors';
+import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
+import type { Platform } from '../platform/platform';
 import type { PgTarget } from '../pg/connection';
 import { carryDatabaseProperties } from '../pg/database-properties';
-import { classifyRestoreErrors } from '../pg/restore-errors';
+import { type ClassifiedErrors, classifyRestoreErrors } from '../pg/restore-errors';
+import { flushWal } from '../pg/parallel/session-settings';
 import { endStraySessions } from '../pg/parallel/sessions';
 import { isPristine, resetTarget } from '../pg/reset';
+
+/**
+ * What every strategy's restore does around its own copy: the target made ready (prepareTarget), `copy`
+ * run into it, only the plan's expected errors let through, the WAL flushed when the copy's sessions
+ * committed asynchronously (BULK_LOAD_SETTINGS), and what the dumps leave out of `postgres` and `template1`
+ * carried from the source. Returns the copy's result and every expected error.
+ */
+export async function restoreAround<R extends ClassifiedErrors>(
+  scope: ActivityScope,
+  input: MigrationInput,
+  platform: Platform,
+  opts: { freshTarget: boolean; asyncCommit: boolean },
+  copy: (target: PgTarget, expected: readonly string[]) => Promise<R>,
+): Promise<{ result: R; expectedErrors: string[] }> {
+  const { target } = input.plan;
+  const conn = await scope.connect(target.handle, target.environment);
+  const expected = expectedErrorsFor(platform, input.plan);
+  await prepareTarget(scope, conn, platform.adminRole, opts.freshTarget);
+  const result = await copy(conn, expected);
+  if (result.unexpected.length > 0) {
+    throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
+  }
+  if (opts.asyncCommit) await flushWal(conn);
+  const expectedErrors = await carryProperties(scope, input, conn, expected, result.expected);
+  return { result, expectedErrors };
+}
 
 /**
  * Before any strategy's restore: the target as the platform created it, so the restore does exactly what a
  * first attempt would. Sessions an earlier attempt left are ended; the target is reset unless the workflow
  * says it is fresh (created by this run, never restored into) and it looks it.
  */
-export async function prepareTarget(
+async function prepareTarget(
   scope: ActivityScope,
   target: PgTarget,
   adminRole: string,
@@ -25,11 +53,11 @@ export async function prepareTarget(
 }
 
 /**
- * After either strategy's restore: what a dump leaves out of `postgres` and `template1` (comment, settings,
+ * After every strategy's restore: what a dump leaves out of `postgres` and `template1` (comment, settings,
  * privileges...) is copied from the source, its errors judged like the restore's. Returns every expected
  * error, the restore's first.
  */
-export async function carryProperties(
+async function carryProperties(
   scope: ActivityScope,
   input: MigrationInput,
   target: PgTarget,

@@ -4,8 +4,7 @@ import { dirname } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { carryProperties, prepareTarget } from './copy-common';
-import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
+import { restoreAround } from './copy-common';
 import { dumpAll } from '../pg/dump';
 import { restoreDump } from '../pg/restore';
 import { totalDatabaseSize } from '../pg/inspect';
@@ -42,26 +41,26 @@ export async function restoreTargetGuide(
   dump: DumpResult,
   freshTarget = false,
 ): Promise<RestoreResult> {
-  const { target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
     const started = Date.now();
-    const conn = await scope.connect(target.handle, target.environment);
-    const expected = expectedErrorsFor(platform, input.plan);
-    await prepareTarget(scope, conn, platform.adminRole, freshTarget);
-    scope.progress({ phase: 'restoring', bytesRead: 0, totalBytes: dump.bytes });
-    const result = await restoreDump(conn, dump.path, {
-      expected,
-      // The dump may have been written on another worker: the check raises DumpMissingError and the
-      // workflow dumps again.
-      sha256: dump.sha256,
-      signal: cancellationSignal(),
-      onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
-    });
-    if (result.unexpected.length > 0) {
-      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
-    }
-    const expectedErrors = await carryProperties(scope, input, conn, expected, result.expected);
+    const { expectedErrors } = await restoreAround(
+      scope,
+      input,
+      platform,
+      { freshTarget, asyncCommit: false },
+      (conn, expected) => {
+        scope.progress({ phase: 'restoring', bytesRead: 0, totalBytes: dump.bytes });
+        return restoreDump(conn, dump.path, {
+          expected,
+          // The dump may have been written on another worker: the check raises DumpMissingError and the
+          // workflow dumps again.
+          sha256: dump.sha256,
+          signal: cancellationSignal(),
+          onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
+        });
+      },
+    );
     return { expectedErrors, durationMs: Date.now() - started };
   });
 }

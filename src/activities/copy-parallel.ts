@@ -4,14 +4,13 @@
 import { dirname, join, resolve } from 'node:path';
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, dumpPathOf, platformOf } from './deps';
-import { carryProperties, prepareTarget } from './copy-common';
+import { restoreAround } from './copy-common';
 import { cancellationSignal, withScope } from './scope';
-import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
 import { DumpMissingError } from '../errors';
 import { dumpParallel } from '../pg/parallel/dump';
 import { readVerifiedManifest } from '../pg/parallel/manifest';
 import { restoreParallel } from '../pg/parallel/restore';
-import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
+import { BULK_LOAD_SETTINGS } from '../pg/parallel/session-settings';
 
 /** `<work dir>/dumps/<migration id>/parallel`: beside the guide's dump.sql, removed with it by removeDump. */
 export function parallelDumpDir(deps: ActivityDeps, input: MigrationInput): string {
@@ -53,7 +52,6 @@ export async function restoreTargetParallel(
   dump: DumpResult,
   freshTarget = false,
 ): Promise<RestoreResult> {
-  const { target } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
     const started = Date.now();
@@ -66,20 +64,19 @@ export async function restoreTargetParallel(
       );
     }
     const manifest = await readVerifiedManifest(dir, dump.sha256);
-    const conn = await scope.connect(target.handle, target.environment);
-    const expected = expectedErrorsFor(platform, input.plan);
-    await prepareTarget(scope, conn, platform.adminRole, freshTarget);
-    const result = await restoreParallel(conn, dir, manifest, {
-      expected,
-      sessionSettings: BULK_LOAD_SETTINGS,
-      signal: cancellationSignal(),
-      onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
-    });
-    if (result.unexpected.length > 0) {
-      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
-    }
-    await flushWal(conn);
-    const expectedErrors = await carryProperties(scope, input, conn, expected, result.expected);
+    const { expectedErrors } = await restoreAround(
+      scope,
+      input,
+      platform,
+      { freshTarget, asyncCommit: true },
+      (conn, expected) =>
+        restoreParallel(conn, dir, manifest, {
+          expected,
+          sessionSettings: BULK_LOAD_SETTINGS,
+          signal: cancellationSignal(),
+          onProgress: (p) => scope.progress({ phase: 'restoring', ...p }),
+        }),
+    );
     return { expectedErrors, durationMs: Date.now() - started };
   });
 }

@@ -5,9 +5,8 @@
 import type { DumpResult, MigrationInput, RestoreResult } from './contract';
 import { type ActivityDeps, platformOf } from './deps';
 import { cancellationSignal, withScope } from './scope';
-import { carryProperties, prepareTarget } from './copy-common';
-import { expectedErrorsFor, unexpectedRestoreErrors } from './expected-errors';
-import { BULK_LOAD_SETTINGS, flushWal } from '../pg/parallel/session-settings';
+import { restoreAround } from './copy-common';
+import { BULK_LOAD_SETTINGS } from '../pg/parallel/session-settings';
 import { streamAll } from '../pg/stream';
 
 /** Nothing to dump ahead: the restore step reads pg_dumpall as it runs. */
@@ -23,46 +22,43 @@ export function dumpSourceStream(): Promise<DumpResult> {
 }
 
 /**
- * Resets the target, then `pg_dumpall | filter | psql` into it; only the plan's expected errors pass. Then
- * what the dump leaves out of `postgres` and `template1` is carried from the source, as the guide's
- * strategy does.
+ * Resets the target (unless fresh), then streams the roles and every database into it (src/pg/stream.ts);
+ * only the plan's expected errors pass. Then what the dumps leave out of `postgres` and `template1` is
+ * carried from the source, as the guide's strategy does.
  */
 export async function restoreTargetStream(
   deps: ActivityDeps,
   input: MigrationInput,
   freshTarget = false,
 ): Promise<RestoreResult> {
-  const { source, target } = input.plan;
+  const { source } = input.plan;
   const platform = platformOf(deps, input);
   return withScope(platform, async (scope) => {
     const started = Date.now();
-    const [src, dst] = await Promise.all([
-      scope.connect(source.handle, source.environment),
-      scope.connect(target.handle, target.environment),
-    ]);
-    const expected = expectedErrorsFor(platform, input.plan);
-    await prepareTarget(scope, dst, platform.adminRole, freshTarget);
-    const result = await streamAll(src, dst, {
-      adminRole: platform.adminRole,
-      expected,
-      skipDatabases: input.plan.accept?.skipDatabases ?? [],
-      lanes: input.plan.copy?.jobs,
-      sessionSettings: BULK_LOAD_SETTINGS,
-      signal: cancellationSignal(),
-      onProgress: (p) =>
-        scope.progress({
-          phase: 'streaming',
-          bytesRead: p.bytes,
-          totalBytes: p.sourceSizeBytes,
-          databasesDone: p.databasesDone,
-          databasesTotal: p.databasesTotal,
+    const src = await scope.connect(source.handle, source.environment);
+    const { result, expectedErrors } = await restoreAround(
+      scope,
+      input,
+      platform,
+      { freshTarget, asyncCommit: true },
+      (dst, expected) =>
+        streamAll(src, dst, {
+          adminRole: platform.adminRole,
+          expected,
+          skipDatabases: input.plan.accept?.skipDatabases ?? [],
+          lanes: input.plan.copy?.jobs,
+          sessionSettings: BULK_LOAD_SETTINGS,
+          signal: cancellationSignal(),
+          onProgress: (p) =>
+            scope.progress({
+              phase: 'streaming',
+              bytesRead: p.bytes,
+              totalBytes: p.sourceSizeBytes,
+              databasesDone: p.databasesDone,
+              databasesTotal: p.databasesTotal,
+            }),
         }),
-    });
-    if (result.unexpected.length > 0) {
-      throw unexpectedRestoreErrors('the restore failed', result.unexpected, result.expected);
-    }
-    await flushWal(dst);
-    const expectedErrors = await carryProperties(scope, input, dst, expected, result.expected);
+    );
     return {
       expectedErrors,
       streamed: { bytes: result.bytes, droppedStatements: result.droppedStatements },
